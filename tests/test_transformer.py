@@ -1,0 +1,212 @@
+"""Tests for var_tutorial.transformer: masks against their definition, the KV cache against
+the uncached forward, causality, the loss at initialisation, configs and their errors."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from var_tutorial.config import tokenizer_preset
+from var_tutorial.transformer import (
+    TRANSFORMER_PRESETS, VAR, RasterTransformer, TransformerConfig, block_causal_mask, build_transformer,
+    causal_mask, count_params, flatten_tokens, scale_index, transformer_preset, unflatten_tokens,
+)
+from var_tutorial.vqvae import VQVAE
+
+
+@pytest.fixture(scope="module")
+def quantizer():
+    torch.manual_seed(0)
+    return VQVAE(tokenizer_preset("tiny")).eval().quantizer
+
+
+def randomize(model, std=0.2, seed=0):
+    """Random weights everywhere: at VAR's init the blocks are near-identity (gates ~ 0), which
+    would make the cache and causality tests too easy to pass."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
+def random_tokens(patch_nums, V, B=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(V, (B, pn, pn), generator=g) for pn in patch_nums]
+
+
+# -- masks ----------------------------------------------------------------------------------
+def test_block_causal_mask_matches_definition():
+    patch_nums = (1, 2, 3, 4)
+    scale = [k for k, pn in enumerate(patch_nums) for _ in range(pn * pn)]
+    mask = block_causal_mask(patch_nums)
+    L = len(scale)
+    assert mask.shape == (L, L) and mask.dtype == torch.bool
+    for i in range(L):
+        for j in range(L):
+            assert bool(mask[i, j]) == (scale[j] <= scale[i]), (i, j)
+    assert scale_index(patch_nums).tolist() == scale
+
+
+def test_causal_mask_is_lower_triangular():
+    mask = causal_mask(5)
+    for i in range(5):
+        for j in range(5):
+            assert bool(mask[i, j]) == (j <= i)
+
+
+def test_flatten_unflatten_round_trip():
+    tokens = random_tokens((1, 2, 4), 64)
+    idx = flatten_tokens(tokens)
+    assert idx.shape == (2, 21)
+    assert all(torch.equal(a, b) for a, b in zip(unflatten_tokens(idx, (1, 2, 4)), tokens))
+
+
+# -- the KV cache gives the same logits as teacher forcing ----------------------------------
+def test_var_kv_cache_matches_teacher_forcing(quantizer):
+    model = randomize(VAR(transformer_preset("tiny")))
+    tokens = random_tokens(model.cfg.patch_nums, model.cfg.vocab_size)
+    labels = torch.tensor([3, 7])
+    x_BLCv = quantizer.teacher_forcing_input(tokens)  # (B, L-1, Cv)
+    with torch.no_grad():
+        full = model(labels, x_BLCv)  # (B, L, V)
+        model.enable_kv_cache(True)
+        cond = model.condition(labels)
+        steps, start = [model.forward_step(cond, model.start_token(cond), 0)], 1
+        for pn in model.cfg.patch_nums[1:]:
+            x = model.embed(x_BLCv[:, start - 1 : start - 1 + pn * pn])  # row start-1 of x_BLCv is token `start`
+            steps.append(model.forward_step(cond, x, start))
+            start += pn * pn
+        model.enable_kv_cache(False)
+    assert full.shape == (2, model.cfg.num_tokens, model.cfg.vocab_size)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
+
+
+def test_raster_kv_cache_matches_full_forward():
+    model = randomize(RasterTransformer(transformer_preset("tiny", kind="raster")))
+    idx = flatten_tokens(random_tokens(model.cfg.patch_nums, model.cfg.vocab_size))  # (B, 16)
+    labels = torch.tensor([0, 9])
+    with torch.no_grad():
+        full = model(labels, idx)
+        model.enable_kv_cache(True)
+        cond = model.condition(labels)
+        x, steps = model.start_token(cond), []
+        for i in range(model.cfg.num_tokens):
+            steps.append(model.forward_step(cond, x, i))
+            x = model.embed(idx[:, i : i + 1])
+        model.enable_kv_cache(False)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
+
+
+def test_kv_cache_checks_the_start_position():
+    model = VAR(transformer_preset("tiny")).eval()
+    cond = model.condition(torch.tensor([0]))
+    model.enable_kv_cache(True)
+    model.forward_step(cond, model.start_token(cond), 0)
+    with pytest.raises(ValueError, match="KV cache holds 1 tokens"):
+        model.forward_step(cond, model.start_token(cond), 0)
+
+
+# -- causality: a scale never sees later scales ----------------------------------------------
+def test_var_scale_k_does_not_see_later_scales(quantizer):
+    model = randomize(VAR(transformer_preset("tiny")))
+    labels = torch.tensor([1, 2])
+    a = random_tokens(model.cfg.patch_nums, 64, seed=1)
+    b = [a[0], a[1], random_tokens(model.cfg.patch_nums, 64, seed=2)[2]]  # differ at the last scale only
+    with torch.no_grad():
+        la = model(labels, quantizer.teacher_forcing_input(a))
+        lb = model(labels, quantizer.teacher_forcing_input(b))
+    # r_K is never an input (scale K's inputs are built from r_1..r_{K-1}): same logits
+    assert torch.allclose(la, lb)
+    c = [a[0], random_tokens(model.cfg.patch_nums, 64, seed=3)[1], a[2]]  # differ at scale 2
+    with torch.no_grad():
+        lc = model(labels, quantizer.teacher_forcing_input(c))
+    first = 1 + 4  # r_2 changes scale 3's inputs; scales 1 and 2 (5 tokens) must not notice
+    assert torch.allclose(la[:, :first], lc[:, :first])
+    assert not torch.allclose(la[:, first:], lc[:, first:])
+
+
+def test_raster_token_does_not_see_later_tokens():
+    model = randomize(RasterTransformer(transformer_preset("tiny", kind="raster")))
+    labels = torch.tensor([4])
+    idx = torch.randint(64, (1, 16), generator=torch.Generator().manual_seed(0))
+    idx2 = idx.clone()
+    idx2[0, 10] = (idx[0, 10] + 1) % 64
+    with torch.no_grad():
+        la, lb = model(labels, idx), model(labels, idx2)
+    assert torch.allclose(la[:, :11], lb[:, :11])  # position i sees tokens < i
+    assert not torch.allclose(la[:, 11:], lb[:, 11:])
+
+
+# -- initialisation ------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["var", "raster"])
+def test_loss_at_init_is_ln_V(kind):
+    torch.manual_seed(0)
+    cfg = transformer_preset("tiny", kind=kind, vocab_size=4096)
+    model = build_transformer(cfg).eval()
+    B, L, V = 8, cfg.num_tokens, cfg.vocab_size
+    target = torch.randint(V, (B, L))
+    x = torch.randn(B, L - 1, cfg.latent_channels) if kind == "var" else target
+    logits = model(torch.randint(cfg.num_classes, (B,)), x)
+    loss = F.cross_entropy(logits.reshape(-1, V), target.reshape(-1))
+    assert abs(loss.item() - math.log(V)) < 0.05
+
+
+def test_class_dropout_uses_the_null_class():
+    model = VAR(transformer_preset("tiny", class_dropout=0.5)).train()
+    labels = torch.zeros(2000, dtype=torch.long)
+    torch.manual_seed(0)
+    cond = model.condition(labels)
+    is_null = torch.isclose(cond, model.class_emb.weight[-1]).all(dim=1)
+    assert 0.4 < is_null.float().mean().item() < 0.6
+    assert torch.equal(model.eval().condition(labels), model.class_emb(labels))  # no dropout in eval
+
+
+# -- configs -------------------------------------------------------------------------------
+def test_presets_and_config_round_trip():
+    for name in TRANSFORMER_PRESETS:
+        tok = tokenizer_preset(name)
+        for kind in ("var", "raster"):
+            cfg = transformer_preset(name, kind=kind)
+            assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
+            assert cfg.vocab_size == tok.vocab_size and cfg.latent_channels == tok.latent_channels
+            assert cfg.patch_nums == (tok.patch_nums if kind == "var" else (tok.latent_size,))
+    assert 6e6 < count_params(VAR(transformer_preset("cifar10"))) < 9e6
+
+
+def test_raster_config_keeps_the_last_scale_only():
+    assert TransformerConfig(kind="raster", patch_nums=(1, 2, 4)).patch_nums == (4,)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(kind="gpt"), "kind='gpt'"),
+    (dict(width=65, heads=2), "multiple of heads"),
+    (dict(patch_nums=(1, 3, 2)), "increase strictly"),
+    (dict(class_dropout=1.0), "class_dropout=1.0"),
+    (dict(vocab_size=1), "vocab_size=1"),
+    (dict(depth=0), "depth=0"),
+])
+def test_config_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        transformer_preset("tiny", **overrides)
+
+
+def test_unknown_preset_and_keys():
+    with pytest.raises(ValueError, match="preset='huge'"):
+        transformer_preset("huge")
+    with pytest.raises(ValueError, match="does not know"):
+        TransformerConfig.from_dict({"depth": 2, "n_layer": 2})
+
+
+def test_forward_errors(quantizer):
+    model = VAR(transformer_preset("tiny"))
+    x = quantizer.teacher_forcing_input(random_tokens(model.cfg.patch_nums, 64))
+    with pytest.raises(ValueError, match=r"x_BLCv has shape \(2, 19, 8\)"):
+        model(torch.tensor([0, 1]), x[:, 1:])
+    with pytest.raises(ValueError, match=r"labels hold values in \[0, 11\]"):
+        model(torch.tensor([0, 11]), x)
+    raster = RasterTransformer(transformer_preset("tiny", kind="raster"))
+    with pytest.raises(ValueError, match=r"idx_BL has shape \(2, 4, 4\)"):
+        raster(torch.tensor([0, 1]), torch.zeros(2, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="needs kind='var'"):
+        VAR(transformer_preset("tiny", kind="raster"))

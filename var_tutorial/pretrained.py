@@ -1,0 +1,123 @@
+"""Saving and loading weights, and the registry of shipped checkpoints.
+
+Shipped weights are safetensors files (no pickle: loading one can never run code),
+stored in float16 to keep all of them under the 32 MB budget, with the model's
+config inside the file's metadata, so ``load_tokenizer(path)`` rebuilds the model
+with nothing else. Beside each file a JSON sidecar holds the config, the metrics
+and the file's sha256, which is checked on every load.
+
+Training checkpoints (for resuming) are different: they also hold the optimizer
+state and the step, are written with torch.save, and are read back with
+``torch.load(weights_only=True)``, which refuses pickled code. See train.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from .config import TokenizerConfig
+from .vqvae import VQVAE
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
+
+# name -> file in data/pretrained/, and the command that makes it
+SHIPPED = {
+    "tokenizer_cifar10": ("tokenizer_cifar10.safetensors",
+                          "python -m var_tutorial train-tokenizer --preset cifar10"),
+    "vqvae_cifar10": ("vqvae_cifar10.safetensors",
+                      "python -m var_tutorial train-tokenizer --preset cifar10 --quantizer single"),
+}
+FORMAT_VERSION = "1"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_weights(model: torch.nn.Module, path, kind: str, config: dict, metrics: dict | None = None,
+                 dtype: torch.dtype = torch.float16) -> Path:
+    """Write model weights (cast to dtype) + config as safetensors, and the JSON sidecar. Atomic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+               for k, v in model.state_dict().items()}
+    meta = {"kind": kind, "config": json.dumps(config), "format_version": FORMAT_VERSION}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    sidecar = {"kind": kind, "file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+               "dtype": str(dtype).replace("torch.", ""), "config": config, "metrics": metrics or {}}
+    side = path.with_suffix(".json")
+    side.with_name(side.name + ".tmp").write_text(json.dumps(sidecar, indent=2) + "\n")
+    os.replace(side.with_name(side.name + ".tmp"), side)
+    return path
+
+
+def resolve(name_or_path) -> Path:
+    """A registry name ('tokenizer_cifar10') or a path -> the weights file, with a clear error if absent."""
+    if str(name_or_path) in SHIPPED:
+        path = PRETRAINED_DIR / SHIPPED[str(name_or_path)][0]
+        how = SHIPPED[str(name_or_path)][1]
+    else:
+        path, how = Path(name_or_path), None
+    if not path.exists():
+        hint = f" It is made by `{how}`." if how else f" Shipped names are {sorted(SHIPPED)}."
+        raise FileNotFoundError(f"weights file {path} does not exist.{hint}")
+    return path
+
+
+def read_weights(name_or_path, expected_kind: str) -> tuple[dict, dict, Path]:
+    """Load (state_dict in float32, config dict, path), checking the sha256 and the kind."""
+    path = resolve(name_or_path)
+    side = path.with_suffix(".json")
+    if side.exists():
+        want = json.loads(side.read_text()).get("sha256")
+        got = sha256_of(path)
+        if want and want != got:
+            raise ValueError(
+                f"weights file {path} is corrupted or was changed: its sha256 is {got}, "
+                f"but {side.name} records {want}. Restore it (git checkout -- {path.name}) or retrain."
+            )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"weights file {path} is not a readable safetensors file ({e}); it may be truncated") from e
+    kind = meta.get("kind")
+    if kind != expected_kind:
+        raise ValueError(f"weights file {path} holds a {kind!r} model: expected a {expected_kind!r} model")
+    config = json.loads(meta["config"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return state, config, path
+
+
+def load_tokenizer(name_or_path="tokenizer_cifar10", device="cpu") -> VQVAE:
+    """Rebuild a tokenizer (multi-scale or single-scale) from a weights file, in eval mode."""
+    state, config, path = read_weights(name_or_path, "tokenizer")
+    model = VQVAE(TokenizerConfig.from_dict(config))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"weights file {path} does not match the model its config describes: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return model.to(device).eval()
+
+
+def metrics_of(name_or_path) -> dict:
+    """The metrics recorded in a weights file's sidecar ({} if none)."""
+    side = resolve(name_or_path).with_suffix(".json")
+    return json.loads(side.read_text()).get("metrics", {}) if side.exists() else {}

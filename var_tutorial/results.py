@@ -1,0 +1,66 @@
+"""Every reported number lives in results/<experiment>.json, written by the code that
+measured it, together with the command, the git commit, the device and the config.
+README tables and notebook plots read these files; no number is typed by hand."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(os.environ.get("VAR_TUTORIAL_RESULTS", REPO_ROOT / "results"))
+
+
+def git_commit() -> str:
+    """The commit the code ran from. On the GPU machine (a copy without .git) the
+    launcher passes it in VAR_TUTORIAL_COMMIT."""
+    if os.environ.get("VAR_TUTORIAL_COMMIT"):
+        return os.environ["VAR_TUTORIAL_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_description(device: torch.device | str | None = None) -> str:
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def write_results(name: str, metrics: dict, config: dict | None = None, device=None,
+                  results_dir: Path | str | None = None) -> Path:
+    """Write results/<name>.json atomically and return its path."""
+    out_dir = Path(results_dir or RESULTS_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "experiment": name,
+        "command": "python -m var_tutorial " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "git_commit": git_commit(),
+        "device": device_description(device),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config or {},
+        "metrics": metrics,
+    }
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(name: str, results_dir: Path | str | None = None) -> dict:
+    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no results file {path}: it is written by the command that measures it (see the README's results table)"
+        )
+    return json.loads(path.read_text())

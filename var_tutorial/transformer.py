@@ -1,0 +1,374 @@
+"""The transformers: VAR's next-scale model and the raster next-token baseline.
+
+Both models are the same class-conditional GPT-2-like stack of AdaLN blocks; they
+differ in only three places, each a few lines at the bottom of this file:
+
+                    VAR (next-scale)                       RasterTransformer (next-token)
+    sequence        r_1..r_K flattened: L = sum pn^2       one h x w map in raster order: L = h*w
+    inputs          word_embed(f_hat after scale k,        tok_embed(token i)
+                    area-downsampled to pn_{k+1})
+    positions       absolute + per-scale level embedding   absolute
+    mask            block-causal (a whole scale at once)   causal (one token at a time)
+
+The class label does two jobs: its embedding is the start token (position 0, which
+predicts r_1, the 1x1 map), and it is the condition vector that every AdaLN layer turns
+into scales, shifts and gates. Label ``num_classes`` is the "null" class: training
+replaces a label by it with probability ``class_dropout``, so the same model also
+learns p(x) and can do classifier-free guidance (sampling.py).
+
+Shapes: B batch, L tokens, C width, V vocab, Cv latent channels (Cvae), H heads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import _check_schedule
+
+
+@dataclass
+class TransformerConfig:
+    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
+
+    kind: str = "var"  # "var" | "raster"
+    vocab_size: int = 4096  # V: must equal the tokenizer's
+    latent_channels: int = 32  # Cvae: width of the teacher-forcing inputs (VAR only)
+    num_classes: int = 10  # class label num_classes is the null class of CFG
+    patch_nums: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # raster: only the last one is used
+    depth: int = 6
+    width: int = 256
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    class_dropout: float = 0.1  # probability of replacing a label by the null class in training
+    qk_norm: bool = True  # VAR's attn_l2_norm: cosine attention with a learned per-head scale
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        self.patch_nums = tuple(int(p) for p in self.patch_nums)
+        if self.kind not in ("var", "raster"):
+            raise ValueError(f"kind={self.kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
+        _check_schedule(self.patch_nums, self.patch_nums[-1] if self.patch_nums else 0)
+        if self.kind == "raster":
+            self.patch_nums = (self.patch_nums[-1],)  # one token map: the full latent grid
+        for name in ("vocab_size", "latent_channels", "num_classes", "depth", "width", "heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size={self.vocab_size}: expected at least 2 codes")
+        if self.width % self.heads != 0:
+            raise ValueError(f"width={self.width}, heads={self.heads}: width must be a multiple of heads")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio={self.mlp_ratio}: expected a positive number (4 in GPT-2 and VAR)")
+        for name in ("class_dropout", "dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
+
+    @property
+    def num_tokens(self) -> int:
+        """L: sum of pn^2 (130 for CIFAR's next-scale schedule, 64 for its raster baseline)."""
+        return sum(p * p for p in self.patch_nums)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"config has keys {sorted(unknown)} that TransformerConfig does not know: "
+                "the checkpoint was written by a different version of var_tutorial"
+            )
+        return cls(**d)
+
+
+TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
+    "cifar10": TransformerConfig(patch_nums=(1, 2, 3, 4, 6, 8)),
+    "imagenette64": TransformerConfig(patch_nums=(1, 2, 3, 4, 5, 6, 8, 10, 13, 16)),
+    "tiny": TransformerConfig(vocab_size=64, latent_channels=8, patch_nums=(1, 2, 4), depth=2, width=64, heads=2),
+}
+
+
+def transformer_preset(name: str, kind: str = "var", **overrides) -> TransformerConfig:
+    """A fresh copy of a named preset (matching the tokenizer preset of the same name)."""
+    if name not in TRANSFORMER_PRESETS:
+        raise ValueError(f"preset={name!r}: unknown preset; expected one of {sorted(TRANSFORMER_PRESETS)}")
+    d = TRANSFORMER_PRESETS[name].to_dict()
+    d.update(kind=kind, **overrides)
+    return TransformerConfig.from_dict(d)
+
+
+# -- attention masks (True = may attend) ------------------------------------------------
+def scale_index(patch_nums) -> torch.Tensor:
+    """The scale of every token: (L,) e.g. (1, 2, 3) -> [0, 1,1,1,1, 2,2,2,2,2,2,2,2,2]."""
+    return torch.cat([torch.full((pn * pn,), k) for k, pn in enumerate(patch_nums)])
+
+
+def block_causal_mask(patch_nums) -> torch.Tensor:
+    """(L, L) bool: token i may attend to token j iff scale(j) <= scale(i)."""
+    s = scale_index(patch_nums)
+    return s[None, :] <= s[:, None]
+
+
+def causal_mask(L: int) -> torch.Tensor:
+    """(L, L) bool: token i may attend to token j iff j <= i (lower triangle)."""
+    return torch.ones(L, L, dtype=torch.bool).tril()
+
+
+def flatten_tokens(tokens: list[torch.Tensor]) -> torch.Tensor:
+    """Token maps [(B, pn, pn)] -> one sequence (B, L), scale after scale, each in raster order."""
+    return torch.cat([r_k.flatten(1) for r_k in tokens], dim=1)
+
+
+def unflatten_tokens(idx_BL: torch.Tensor, patch_nums) -> list[torch.Tensor]:
+    """The inverse of flatten_tokens: (B, L) -> [(B, pn, pn)]."""
+    chunks = idx_BL.split([pn * pn for pn in patch_nums], dim=1)
+    return [c.reshape(-1, pn, pn) for c, pn in zip(chunks, patch_nums)]
+
+
+# -- the building blocks ----------------------------------------------------------------
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with an optional KV cache.
+
+    With the cache on, every call appends its keys and values to the cache and its
+    queries attend to everything cached so far (all earlier steps and this one).
+    """
+
+    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.qk_norm = qk_norm
+        if qk_norm:  # q.k becomes a cosine in [-1, 1], times a learned per-head scale (init 4)
+            self.log_scale = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
+        self.caching, self.cache_k, self.cache_v = False, None, None
+
+    def enable_kv_cache(self, on: bool) -> None:
+        self.caching, self.cache_k, self.cache_v = on, None, None
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # each (B, H, L, C/H)
+        scale = None  # SDPA's default 1/sqrt(C/H)
+        if self.qk_norm:
+            q = F.normalize(q, dim=-1) * self.log_scale.clamp(max=math.log(100.0)).exp()
+            k, scale = F.normalize(k, dim=-1), 1.0
+        if self.caching:
+            if self.cache_k is not None:
+                k, v = torch.cat([self.cache_k, k], dim=2), torch.cat([self.cache_v, v], dim=2)  # (B, H, L_cached, C/H)
+            self.cache_k, self.cache_v = k, v
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=scale
+        )  # (B, H, L, C/H)
+        return self.proj(y.transpose(1, 2).reshape(B, L, C))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block with adaptive layer norm (VAR's AdaLNSelfAttn).
+
+    The condition vector predicts 6 vectors per block: for the attention and the MLP
+    each a scale and a shift applied after the (affine-free) LayerNorm, and a gate
+    gamma multiplying the branch before it is added back to x.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        C, hidden = cfg.width, round(cfg.width * cfg.mlp_ratio)
+        self.ln = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout)
+        self.mlp = nn.Sequential(
+            nn.Linear(C, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, C), nn.Dropout(cfg.dropout)
+        )
+        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+
+    def forward(self, x: torch.Tensor, cond_BD: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, L, C = x.shape
+        gamma1, gamma2, scale1, scale2, shift1, shift2 = self.ada_lin(cond_BD).view(B, 1, 6, C).unbind(2)  # each (B, 1, C)
+        x = x + self.attn(self.ln(x) * (1 + scale1) + shift1, attn_mask) * gamma1
+        x = x + self.mlp(self.ln(x) * (1 + scale2) + shift2) * gamma2
+        return x
+
+
+class AdaLNHead(nn.Module):
+    """Final adaptive LayerNorm (scale and shift from the condition), then Linear -> V logits."""
+
+    def __init__(self, width: int, vocab_size: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.head = nn.Linear(width, vocab_size)
+
+    def forward(self, x: torch.Tensor, cond_BD: torch.Tensor) -> torch.Tensor:
+        B, L, C = x.shape
+        scale, shift = self.ada_lin(cond_BD).view(B, 1, 2, C).unbind(2)  # each (B, 1, C)
+        return self.head(self.ln(x) * (1 + scale) + shift).float()  # (B, L, V), float even under bf16
+
+
+# -- what both models share -------------------------------------------------------------
+class ConditionalTransformer(nn.Module):
+    """Class embedding, start token, blocks, head, KV cache. Subclasses define the rest:
+    ``embed`` (inputs -> (B, l, C)), ``position`` (embeddings added to tokens start..start+l-1),
+    and the mask, given here as ``attn_mask``."""
+
+    def __init__(self, cfg: TransformerConfig, attn_mask: torch.Tensor):
+        super().__init__()
+        self.cfg, C, L = cfg, cfg.width, cfg.num_tokens
+        self.class_emb = nn.Embedding(cfg.num_classes + 1, C)  # the last entry is the null class
+        self.pos_start = nn.Parameter(torch.empty(1, 1, C))  # added to the start token only
+        self.pos_1LC = nn.Parameter(torch.empty(1, L, C))  # absolute position of every token
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.head = AdaLNHead(C, cfg.vocab_size)
+        self.register_buffer("attn_mask", attn_mask, persistent=False)  # (L, L) bool
+
+    def init_weights(self, std: float = 0.02) -> None:
+        """VAR's initialisation: near-identity blocks and a near-zero head, so that the
+        logits start almost uniform (loss ~ ln V) and the residual stream is not blown up."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.trunc_normal_(m.weight, std=std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        for p in (self.pos_start, self.pos_1LC):
+            nn.init.trunc_normal_(p, std=std)
+        self.head.head.weight.data.mul_(0.02)  # logits ~ 0 at init
+        self.head.ada_lin[-1].weight.data.mul_(0.5)
+        C = self.cfg.width
+        for block in self.blocks:
+            block.attn.proj.weight.data.div_(math.sqrt(2 * self.cfg.depth))  # GPT-2's residual scaling
+            block.mlp[2].weight.data.div_(math.sqrt(2 * self.cfg.depth))
+            block.ada_lin[-1].weight.data[: 2 * C].mul_(1e-5)  # gamma1, gamma2 ~ 0: blocks start as identity
+            block.ada_lin[-1].weight.data[2 * C :].mul_(0.5)  # scales and shifts
+
+    # -- the class condition -------------------------------------------------------------
+    def condition(self, label_B: torch.Tensor) -> torch.Tensor:
+        """Labels (B,) -> condition vectors (B, C); in training, drop labels to the null class."""
+        n = self.cfg.num_classes
+        if label_B.dim() != 1 or label_B.is_floating_point():
+            raise ValueError(f"labels have shape {tuple(label_B.shape)} and dtype {label_B.dtype}: expected (B,) integers")
+        if label_B.numel() and not torch.compiler.is_compiling():
+            lo, hi = int(label_B.min()), int(label_B.max())
+            if lo < 0 or hi > n:
+                raise ValueError(
+                    f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] (or {n}, the null class)"
+                )
+        if self.training and self.cfg.class_dropout > 0:
+            drop = torch.rand(label_B.shape, device=label_B.device) < self.cfg.class_dropout
+            label_B = torch.where(drop, torch.full_like(label_B, n), label_B)
+        return self.class_emb(label_B)
+
+    def start_token(self, cond_BD: torch.Tensor) -> torch.Tensor:
+        """The input at position 0: class embedding + start position. (B, C) -> (B, 1, C)."""
+        return cond_BD[:, None, :] + self.pos_start
+
+    # -- one step, with or without the KV cache ------------------------------------------
+    def enable_kv_cache(self, on: bool) -> None:
+        """Turn every block's KV cache on (empty) or off (and free it)."""
+        for block in self.blocks:
+            block.attn.enable_kv_cache(on)
+
+    @property
+    def cache_len(self) -> int:
+        k = self.blocks[0].attn.cache_k
+        return 0 if k is None else k.shape[2]
+
+    def forward_step(self, cond_BD: torch.Tensor, x_BlC: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits (B, l, V) for the tokens start..start+l-1, given their embedded inputs x_BlC.
+
+        Without the cache (teacher forcing: start=0, l=L) the mask keeps every token from
+        seeing the future. With the cache, call it with one whole step at a time (a scale
+        for VAR, a token for raster): its queries may see every cached token and each
+        other, so no mask is needed.
+        """
+        l = x_BlC.shape[1]
+        if start + l > self.cfg.num_tokens:
+            raise ValueError(f"start={start}, {l} tokens: the sequence has only {self.cfg.num_tokens} positions")
+        caching = self.blocks[0].attn.caching
+        if caching and start != self.cache_len:
+            raise ValueError(f"start={start}: the KV cache holds {self.cache_len} tokens, so the next step starts there")
+        x = x_BlC + self.position(start, l)  # (B, l, C)
+        mask = None if caching else self.attn_mask[start : start + l, start : start + l]
+        for block in self.blocks:
+            x = block(x, cond_BD, mask)
+        return self.head(x, cond_BD)  # (B, l, V)
+
+
+# -- the next-scale model ---------------------------------------------------------------
+class VAR(ConditionalTransformer):
+    """forward(label_B, x_BLCv) -> logits (B, L, V) for every token of r_1..r_K at once.
+
+    x_BLCv is ``quantizer.teacher_forcing_input(tokens)``: (B, L - 1, Cv), the inputs of
+    scales 2..K (scale 1's input is the start token).
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        if cfg.kind != "var":
+            raise ValueError(f"cfg.kind={cfg.kind!r}: VAR needs kind='var' (use RasterTransformer for 'raster')")
+        super().__init__(cfg, block_causal_mask(cfg.patch_nums))
+        self.word_embed = nn.Linear(cfg.latent_channels, cfg.width)
+        self.lvl_embed = nn.Embedding(len(cfg.patch_nums), cfg.width)  # one vector per scale
+        self.register_buffer("lvl_L", scale_index(cfg.patch_nums), persistent=False)  # (L,)
+        self.init_weights()
+
+    def embed(self, x_BlCv: torch.Tensor) -> torch.Tensor:
+        return self.word_embed(x_BlCv)  # (B, l, Cv) -> (B, l, C)
+
+    def position(self, start: int, l: int) -> torch.Tensor:
+        return self.pos_1LC[:, start : start + l] + self.lvl_embed(self.lvl_L[start : start + l])  # (1, l, C)
+
+    def forward(self, label_B: torch.Tensor, x_BLCv: torch.Tensor) -> torch.Tensor:
+        cond_BD = self.condition(label_B)  # (B, C)
+        want = (label_B.shape[0], self.cfg.num_tokens - 1, self.cfg.latent_channels)
+        if tuple(x_BLCv.shape) != want:
+            raise ValueError(
+                f"x_BLCv has shape {tuple(x_BLCv.shape)}: expected {want}, "
+                "the output of quantizer.teacher_forcing_input(tokens)"
+            )
+        x_BLC = torch.cat([self.start_token(cond_BD), self.embed(x_BLCv)], dim=1)  # (B, L, C)
+        return self.forward_step(cond_BD, x_BLC, start=0)
+
+
+# -- the raster next-token baseline -----------------------------------------------------
+class RasterTransformer(ConditionalTransformer):
+    """forward(label_B, idx_BL) -> logits (B, L, V); position i predicts token i from tokens < i.
+
+    idx_BL is the single-scale token map flattened in raster order: ``tokens[0].flatten(1)``.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        if cfg.kind != "raster":
+            raise ValueError(f"cfg.kind={cfg.kind!r}: RasterTransformer needs kind='raster' (use VAR for 'var')")
+        super().__init__(cfg, causal_mask(cfg.num_tokens))
+        self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.init_weights()
+
+    def embed(self, idx_Bl: torch.Tensor) -> torch.Tensor:
+        return self.tok_embed(idx_Bl)  # (B, l) -> (B, l, C)
+
+    def position(self, start: int, l: int) -> torch.Tensor:
+        return self.pos_1LC[:, start : start + l]  # (1, l, C)
+
+    def forward(self, label_B: torch.Tensor, idx_BL: torch.Tensor) -> torch.Tensor:
+        cond_BD = self.condition(label_B)  # (B, C)
+        want = (label_B.shape[0], self.cfg.num_tokens)
+        if tuple(idx_BL.shape) != want or idx_BL.is_floating_point():
+            raise ValueError(
+                f"idx_BL has shape {tuple(idx_BL.shape)} and dtype {idx_BL.dtype}: expected integer tokens "
+                f"of shape {want}, the token map flattened in raster order (tokens[0].flatten(1))"
+            )
+        x_BLC = torch.cat([self.start_token(cond_BD), self.embed(idx_BL[:, :-1])], dim=1)  # shift right by one
+        return self.forward_step(cond_BD, x_BLC, start=0)
+
+
+def build_transformer(cfg: TransformerConfig) -> ConditionalTransformer:
+    """VAR or RasterTransformer, as cfg.kind says."""
+    return VAR(cfg) if cfg.kind == "var" else RasterTransformer(cfg)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
