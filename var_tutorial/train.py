@@ -110,7 +110,13 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         model = model.to(memory_format=torch.channels_last)
-    fwd = torch.compile(model) if compile else model
+    if compile:
+        # Compile the convolutional encoder and decoder, where the time goes. The quantizer
+        # stays eager: its loop over scales resamples to a different size at every scale,
+        # which torch.compile (2.11) turns into dynamic shapes it cannot lower.
+        model.encoder.compile()
+        model.decoder.compile()
+    fwd = model
 
     def train_step(x, lr):
         for group in opt.param_groups:

@@ -137,6 +137,9 @@ class SelfAttention(nn.Module):
 
     With the cache on, every call appends its keys and values to the cache and its
     queries attend to everything cached so far (all earlier steps and this one).
+    qk_norm is VAR's attn_l2_norm: q and k are l2-normalised, so q.k is a cosine, and
+    multiplied by a learned per-head scale (init 4, at most 100) instead of 1/sqrt(C/H).
+    (Without it the reference uses 0.25/sqrt(C/H); we keep SDPA's standard 1/sqrt(C/H).)
     """
 
     def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float):
@@ -145,7 +148,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.qk_norm = qk_norm
-        if qk_norm:  # q.k becomes a cosine in [-1, 1], times a learned per-head scale (init 4)
+        if qk_norm:
             self.log_scale = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
         self.caching, self.cache_k, self.cache_v = False, None, None
 
@@ -228,7 +231,8 @@ class ConditionalTransformer(nn.Module):
 
     def init_weights(self, std: float = 0.02) -> None:
         """VAR's initialisation: near-identity blocks and a near-zero head, so that the
-        logits start almost uniform (loss ~ ln V) and the residual stream is not blown up."""
+        logits start almost uniform (loss ~ ln V) and the residual stream is not blown up.
+        (The reference's default std is sqrt(1 / (3 * width)), about 0.02 at its width 1024.)"""
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.trunc_normal_(m.weight, std=std)
