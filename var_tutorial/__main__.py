@@ -39,7 +39,9 @@ def default_weights_name(preset: str, quantizer: str) -> str:
 def cmd_train_tokenizer(args):
     cfg = tokenizer_preset(args.preset, args.quantizer)
     tcfg = TokenizerTrainConfig(dataset=args.dataset or args.preset, steps=args.steps, batch_size=args.batch_size,
-                                lr=args.lr, seed=args.seed, subset=args.subset)
+                                lr=args.lr, seed=args.seed, subset=args.subset, init_from=args.init_from or "")
+    if args.warmup is not None:
+        tcfg.warmup_steps = args.warmup
     if args.log_every:
         tcfg.log_every = args.log_every
     name = default_weights_name(args.preset, args.quantizer)
@@ -56,7 +58,7 @@ def cmd_train_tokenizer(args):
                  metrics={"train_steps": history[-1]["step"] if history else 0,
                           "train_seconds_this_run": round(train_seconds, 1),
                           "final_train_psnr": history[-1]["psnr"] if history else None})
-    write_results(f"train_{name}", {"history": history, "parameters": n_params,
+    write_results(f"train_{name}" + ("_stage2" if args.init_from else ""), {"history": history, "parameters": n_params,
                                       "train_seconds_this_run": round(train_seconds, 1)},
                   config={"model": cfg.to_dict(), "train": tcfg.to_dict()}, device=device)
     print(f"saved {export} ({export.stat().st_size / 1e6:.1f} MB) after {train_seconds / 60:.1f} min")
@@ -93,6 +95,7 @@ def cmd_quickstart(args):
         targs = argparse.Namespace(preset="cifar10", quantizer="multiscale", dataset="cifar10", steps=20_000,
                                    batch_size=256, lr=4e-4, seed=0, subset=0, log_every=0, out=None,
                                    device=args.device, no_compile=False, minutes=args.minutes, fresh=False,
+                                   init_from=None, warmup=None,
                                    export=str(out / "tokenizer_cifar10.safetensors"))
         cmd_train_tokenizer(targs)
         tokenizer = load_tokenizer(targs.export, device=device)
@@ -142,6 +145,8 @@ def main(argv=None):
     t.add_argument("--log-every", type=int, default=0)
     t.add_argument("--out", default=None, help="checkpoint folder (default runs/<name>)")
     t.add_argument("--export", default=None, help="weights file to write (default data/pretrained/<name>.safetensors)")
+    t.add_argument("--init-from", default=None, help="start from these weights (a second training stage)")
+    t.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 500)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     t.add_argument("--no-compile", action="store_true")
     t.add_argument("--device", default=None)

@@ -13,7 +13,7 @@ Presets
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _check_schedule(patch_nums, latent_size: int, argument: str = "patch_nums") -> tuple[int, ...]:
@@ -113,6 +113,7 @@ class TokenizerTrainConfig:
     log_every: int = 100
     seed: int = 0
     subset: int = 0  # >0: train on the first `subset` images only (CPU quick mode)
+    init_from: str = ""  # weights file to start from (a second, lower-lr stage), "" = from scratch
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -86,9 +86,16 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     model = VQVAE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(0.9, 0.99), weight_decay=tcfg.weight_decay)
     step, history = 0, []
+    if tcfg.init_from:
+        from .pretrained import read_weights  # (pretrained imports this module's neighbours)
+
+        state, init_cfg, _ = read_weights(tcfg.init_from, "tokenizer")
+        if TokenizerConfig.from_dict(init_cfg) != cfg:
+            raise ValueError(f"init_from={tcfg.init_from!r} holds a tokenizer with config {init_cfg}, not {cfg.to_dict()}")
+        model.load_state_dict(state)
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ck["config"] != cfg.to_dict():
+        if TokenizerConfig.from_dict(ck["config"]) != cfg:
             raise ValueError(
                 f"checkpoint {ckpt_path} was trained with config {ck['config']}, not {cfg.to_dict()}: "
                 "use another --out folder, or resume=False to start over"
