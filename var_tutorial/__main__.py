@@ -18,7 +18,7 @@ import torch
 from . import data
 from .config import TokenizerTrainConfig, tokenizer_preset
 from .metrics import evaluate_tokenizer
-from .pretrained import PRETRAINED_DIR, load_tokenizer, save_weights
+from .pretrained import PRETRAINED_DIR, load_tokenizer, record_metrics, save_weights
 from .results import write_results
 from .train import pick_device, train_tokenizer
 from .vqvae import VQVAE
@@ -77,6 +77,7 @@ def cmd_eval_tokenizer(args):
         m["quantizer"] = model.cfg.quantizer
         key = Path(w).stem if w.endswith(".safetensors") else w
         results[key] = m
+        record_metrics(w, f"{args.dataset}_{args.split}" + (f"_first{args.limit}" if args.limit else ""), m)
         print(f"{key}: PSNR {m['psnr']:.2f} dB, per scale {m['psnr_per_scale']}, "
               f"codebook usage (last scale) {m['codebook_usage_last_scale']:.1%}")
     path = write_results(args.results or f"tokenizer_{args.dataset}",

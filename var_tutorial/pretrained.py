@@ -18,9 +18,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from .config import TokenizerConfig
 from .vqvae import VQVAE
@@ -115,6 +114,18 @@ def load_tokenizer(name_or_path="tokenizer_cifar10", device="cpu") -> VQVAE:
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model.to(device).eval()
+
+
+def record_metrics(name_or_path, key: str, metrics: dict) -> None:
+    """Add measured metrics under `key` to a weights file's sidecar (the weights are untouched)."""
+    side = resolve(name_or_path).with_suffix(".json")
+    if not side.exists():
+        raise FileNotFoundError(f"no sidecar {side} beside the weights: it is written by save_weights")
+    record = json.loads(side.read_text())
+    record.setdefault("metrics", {})[key] = metrics
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, side)
 
 
 def metrics_of(name_or_path) -> dict:

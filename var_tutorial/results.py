@@ -14,7 +14,11 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(os.environ.get("VAR_TUTORIAL_RESULTS", REPO_ROOT / "results"))
+
+
+def results_dir() -> Path:
+    """results/ in the repository, or $VAR_TUTORIAL_RESULTS (read at call time)."""
+    return Path(os.environ.get("VAR_TUTORIAL_RESULTS") or REPO_ROOT / "results")
 
 
 def git_commit() -> str:
@@ -37,9 +41,9 @@ def device_description(device: torch.device | str | None = None) -> str:
 
 
 def write_results(name: str, metrics: dict, config: dict | None = None, device=None,
-                  results_dir: Path | str | None = None) -> Path:
+                  out_dir: Path | str | None = None) -> Path:
     """Write results/<name>.json atomically and return its path."""
-    out_dir = Path(results_dir or RESULTS_DIR)
+    out_dir = Path(out_dir or results_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "experiment": name,
@@ -57,8 +61,8 @@ def write_results(name: str, metrics: dict, config: dict | None = None, device=N
     return path
 
 
-def read_results(name: str, results_dir: Path | str | None = None) -> dict:
-    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+def read_results(name: str, folder: Path | str | None = None) -> dict:
+    path = Path(folder or results_dir()) / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(
             f"no results file {path}: it is written by the command that measures it (see the README's results table)"

@@ -77,8 +77,13 @@ def save_checkpoint(path: Path, **state) -> None:
 
 def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, device=None,
                     compile: bool | None = None, minutes: float | None = None, resume: bool = True,
-                    progress: bool = True, images_u8: torch.Tensor | None = None):
-    """Train a tokenizer; returns (model, history). Checkpoints go to out_dir/ckpt.pt."""
+                    progress: bool = True, images_u8: torch.Tensor | None = None,
+                    stop_after: int | None = None):
+    """Train a tokenizer; returns (model, history). Checkpoints go to out_dir/ckpt.pt.
+
+    stop_after=N ends this call after N steps (with a checkpoint), so that a long run can
+    be split over several sessions or 10-minute GPU commands; calling again resumes it.
+    """
     device = pick_device(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "ckpt.pt"
@@ -142,7 +147,8 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     t_start = time.time()
     t_mark = None
     bar = tqdm(total=tcfg.steps, initial=step, desc=f"tokenizer ({cfg.quantizer})", disable=not progress)
-    while step < tcfg.steps:
+    last_step = tcfg.steps if stop_after is None else min(tcfg.steps, step + stop_after)
+    while step < last_step:
         x = batch_at(images_u8, step, tcfg.batch_size, tcfg.seed)
         if use_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -183,7 +189,7 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
                 rec_item["codes_restarted"] = restarted
             history.append(rec_item)
             bar.set_postfix(loss=f"{rec_item['loss']:.4f}", psnr=f"{rec_item['psnr']:.2f}")
-        if step % tcfg.ckpt_every == 0 or step == tcfg.steps:
+        if step % tcfg.ckpt_every == 0 or step == last_step:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
                             history=history, config=cfg.to_dict(), train_config=asdict(tcfg),
                             codebook_hits=model.quantizer.codebook.hits)

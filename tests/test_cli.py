@@ -1,0 +1,42 @@
+"""The command line, as a student runs it."""
+import json
+import subprocess
+import sys
+
+from var_tutorial.__main__ import main
+
+
+def test_quickstart_writes_the_reconstruction_figure(tmp_path, capsys):
+    main(["quickstart", "--out", str(tmp_path), "--device", "cpu"])
+    out = capsys.readouterr().out
+    png = tmp_path / "quickstart_reconstruction.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "k=6:" in out
+
+
+def test_eval_tokenizer_writes_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    import shutil
+    from var_tutorial.pretrained import PRETRAINED_DIR
+
+    for suffix in (".safetensors", ".json"):  # evaluate a copy: the shipped sidecar stays untouched
+        shutil.copy(PRETRAINED_DIR / f"tokenizer_cifar10{suffix}", tmp_path / f"tokenizer_cifar10{suffix}")
+    main(["eval-tokenizer", "--weights", str(tmp_path / "tokenizer_cifar10.safetensors"), "--limit", "50",
+          "--device", "cpu", "--results", "t"])
+    record = json.loads((tmp_path / "t.json").read_text())
+    m = record["metrics"]["tokenizers"]["tokenizer_cifar10"]
+    assert m["images"] == 50 and len(m["psnr_per_scale"]) == 6
+    assert all(b > a for a, b in zip(m["psnr_per_scale"], m["psnr_per_scale"][1:]))
+    assert record["git_commit"] and record["device"].startswith("CPU")
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run([sys.executable, "-m", "var_tutorial", "--help"], capture_output=True, text=True).stdout
+    for cmd in ("quickstart", "prepare-data", "train-tokenizer", "eval-tokenizer"):
+        assert cmd in out
+
+
+def test_unknown_preset_is_refused():
+    r = subprocess.run([sys.executable, "-m", "var_tutorial", "train-tokenizer", "--preset", "mnist"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice: 'mnist'" in r.stderr
