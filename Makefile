@@ -20,7 +20,7 @@ quickstart: $(STAMP)
 	$(BIN)/python -m var_tutorial quickstart $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --sanitize-with notebooks/sanitize.cfg -q $(ARGS)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -q $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs outputs

@@ -31,8 +31,25 @@ def _check_schedule(patch_nums, latent_size: int, argument: str = "patch_nums") 
     return pns
 
 
+class ConfigDict:
+    """to_dict / from_dict for the config dataclasses: a config travels in a checkpoint as a dict."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"config has keys {sorted(unknown)} that {cls.__name__} does not know: "
+                "the checkpoint was written by a different version of var_tutorial"
+            )
+        return cls(**d)
+
+
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(ConfigDict):
     """The VQ-VAE tokenizer: a conv encoder/decoder around a vector quantizer.
 
     ``quantizer="multiscale"`` is VAR's residual quantizer over ``patch_nums``;
@@ -81,23 +98,10 @@ class TokenizerConfig:
         """Total tokens per image: sum of pn^2 over the schedule (130 for CIFAR's)."""
         return sum(p * p for p in self.patch_nums)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TokenizerConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"config has keys {sorted(unknown)} that TokenizerConfig does not know: "
-                "the checkpoint was written by a different version of var_tutorial"
-            )
-        return cls(**d)
 
 
 @dataclass
-class TokenizerTrainConfig:
+class TokenizerTrainConfig(ConfigDict):
     """How the tokenizer is trained (the model itself is described by TokenizerConfig)."""
 
     dataset: str = "cifar10"
@@ -114,9 +118,6 @@ class TokenizerTrainConfig:
     seed: int = 0
     subset: int = 0  # >0: train on the first `subset` images only (CPU quick mode)
     init_from: str = ""  # weights file to start from (a second, lower-lr stage), "" = from scratch
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {

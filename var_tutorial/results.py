@@ -68,3 +68,28 @@ def read_results(name: str, folder: Path | str | None = None) -> dict:
             f"no results file {path}: it is written by the command that measures it (see the README's results table)"
         )
     return json.loads(path.read_text())
+
+
+def tokenizer_table(name: str = "tokenizer_cifar10") -> str:
+    """The README's tokenizer table, made from results/<name>.json (a test keeps them equal)."""
+    record = read_results(name)
+    rows = ["| tokenizer | tokens per image | test PSNR (dB) | PSNR after each scale (dB) | codebook used, last scale | parameters |",
+            "|---|---|---|---|---|---|"]
+    for key, m in record["metrics"]["tokenizers"].items():
+        per_scale = " → ".join(f"{p:.1f}" for p in m["psnr_per_scale"])
+        rows.append(f"| `{key}` ({m['quantizer']}) | {m['tokens_per_image']} | {m['psnr']:.2f} | {per_scale} | "
+                    f"{m['codebook_usage_last_scale']:.1%} | {m['parameters'] / 1e6:.2f} M |")
+    rows.append(f"\nMeasured on all {m['images']:,} {record['metrics']['split']} images by `{record['command']}` "
+                f"on {record['device']}, commit `{record['git_commit'][:8]}`.")
+    return "\n".join(rows)
+
+
+def training_table(names=("train_tokenizer_cifar10", "train_tokenizer_cifar10_stage2", "train_vqvae_cifar10")) -> str:
+    """The README's table of how the shipped weights were trained, from the training results files."""
+    rows = ["| run | steps | batch | peak lr | minutes on the device | device | command |", "|---|---|---|---|---|---|---|"]
+    for name in names:
+        r = read_results(name)
+        train, m = r["config"]["train"], r["metrics"]
+        rows.append(f"| `{name}` | {m['history'][-1]['step']:,} | {train['batch_size']} | {train['lr']:g} | "
+                    f"{m['train_seconds_this_run'] / 60:.1f} | {r['device'].split(' (')[0]} | `{r['command']}` |")
+    return "\n".join(rows)

@@ -181,6 +181,8 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
             print(f"\n{per_step * 1000:.1f} ms/step -> {tcfg.steps} steps fit in {minutes} min")
             minutes = None
 
+        if minutes is not None and time.time() - t_start > minutes * 60:  # slower than step 60 allows
+            tcfg.steps = last_step = step
         if step % tcfg.log_every == 0 or step == tcfg.steps or restarted:
             rec_item = {"step": step, "loss": loss.item(), "recon_mse": rec.item(), "vq_loss": vq.item(),
                         "psnr": psnr(recon.clamp(-1, 1), x).mean().item(), "lr": lr,

@@ -20,7 +20,6 @@ Shapes: B batch, L tokens, C width, V vocab, Cv latent channels (Cvae), H heads.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -28,11 +27,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import _check_schedule
+from .config import ConfigDict, _check_schedule
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(ConfigDict):
     """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
 
     kind: str = "var"  # "var" | "raster"
@@ -72,19 +71,6 @@ class TransformerConfig:
     def num_tokens(self) -> int:
         """L: sum of pn^2 (130 for CIFAR's next-scale schedule, 64 for its raster baseline)."""
         return sum(p * p for p in self.patch_nums)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(
-                f"config has keys {sorted(unknown)} that TransformerConfig does not know: "
-                "the checkpoint was written by a different version of var_tutorial"
-            )
-        return cls(**d)
 
 
 TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
