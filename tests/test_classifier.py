@@ -1,0 +1,64 @@
+"""The evaluation classifier: its size, its augmentation, and that it learns (on toy data here;
+on CIFAR-10 it is trained on a GPU by `python -m var_tutorial train-classifier`)."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import var_tutorial.classifier as classifier_module
+from test_train_transformer import one_thread  # noqa: F401  (an autouse fixture)
+from var_tutorial.__main__ import main
+from var_tutorial.classifier import Classifier, ClassifierConfig, augment, features_and_logits
+from var_tutorial.pretrained import load_classifier, save_weights
+from var_tutorial.train import ClassifierTrainConfig, train_classifier, training_set
+
+
+def test_size_and_shapes():
+    model = Classifier(ClassifierConfig())
+    n = sum(p.numel() for p in model.parameters())
+    assert 1e6 <= n <= 3e6 and 2 * n <= 6e6  # ships in float16 within 6 MB
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert model.features(x).shape == (2, 256) and model(x).shape == (2, 10)
+    assert model.feature_dim == 256
+    assert f"{n / 1e6:.2f} M parameters at w = 64" in classifier_module.__doc__  # the docstring states the size
+
+
+def test_augment_crops_and_flips_repeatably():
+    x = torch.randn(16, 3, 8, 8)
+    a = augment(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(0))) and a.shape == x.shape
+    only_flips = augment(x, torch.Generator().manual_seed(1), pad=0)
+    flipped = [torch.equal(o, xi.flip(-1)) for o, xi in zip(only_flips, x)]
+    assert all(torch.equal(o, xi) or f for o, xi, f in zip(only_flips, x, flipped)) and 0 < sum(flipped) < 16
+    # with padding every output is an 8x8 window of the (reflection-)padded image, possibly mirrored
+    padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    windows = padded.unfold(2, 8, 1).unfold(3, 8, 1)  # (B, 3, 9, 9, 8, 8)
+    for b in range(16):
+        candidates = windows[b].permute(1, 2, 0, 3, 4).reshape(81, 3, 8, 8)
+        assert any(torch.equal(a[b], c) or torch.equal(a[b], c.flip(-1)) for c in candidates)
+
+
+def test_it_learns_toy_classes_and_round_trips(tmp_path):
+    data = (training_set("toy", "train", 16, 320), training_set("toy", "test", 16, 200))
+    tcfg = ClassifierTrainConfig(dataset="toy", epochs=8, batch_size=32, lr=0.1, log_every=10)
+    model, history, test = train_classifier(ClassifierConfig(width=8), tcfg, device="cpu", progress=False, data=data)
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"]
+    assert test["accuracy"] >= 0.9 and test["images"] == 200 and len(test["accuracy_per_class"]) == 10
+    path = save_weights(model, tmp_path / "c.safetensors", "classifier", model.cfg.to_dict(), dtype=torch.float32)
+    again = load_classifier(path)
+    f1, l1 = features_and_logits(model, data[1][0])
+    f2, l2 = features_and_logits(again, data[1][0])
+    assert torch.equal(f1, f2) and torch.equal(l1, l2)
+    with pytest.raises(ValueError, match=r"images_u8 has dtype torch.float32: expected uint8"):
+        features_and_logits(model, data[1][0].float())
+
+
+def test_train_classifier_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    main(["train-classifier", "--dataset", "toy", "--subset", "64", "--epochs", "2", "--batch-size", "32", "--width",
+          "4", "--lr", "0.05", "--export", str(tmp_path / "cls.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "train_classifier_toy.json").read_text())
+    assert record["metrics"]["history"][-1]["step"] == 4 and 0 <= record["metrics"]["test"]["accuracy"] <= 1
+    assert "toy_test" in json.loads((tmp_path / "cls.json").read_text())["metrics"]
+    assert load_classifier(tmp_path / "cls.safetensors").cfg.width == 4

@@ -1,0 +1,193 @@
+"""Transformer training on tiny models and toy data: the token cache round-trips, both models
+learn, resuming is exact, the compiled path traces, and a transformer refuses a tokenizer
+other than its own."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import var_tutorial.train as train
+from var_tutorial.__main__ import main
+from var_tutorial.config import tokenizer_preset
+from var_tutorial.data import to_float
+from var_tutorial.pretrained import load_tokenizer, load_transformer, save_weights, sha256_of, transformer_record
+from var_tutorial.train import (Steps, TransformerTrainConfig, param_groups, token_cache, train_transformer,
+                                training_set, transformer_config)
+from var_tutorial.transformer import build_transformer, transformer_preset, unflatten_tokens
+from var_tutorial.vqvae import VQVAE
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared CPU waiting for it is slow."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+N = 48  # toy training images
+
+
+def tiny_tokenizer(quantizer: str, seed: int = 0) -> VQVAE:
+    """An untrained tiny tokenizer whose codes sit on encoder outputs (so that the toy images use
+    many of them): every code is 'dead' at first, and a restart moves it onto a residual."""
+    torch.manual_seed(seed)
+    tok = VQVAE(tokenizer_preset("tiny", quantizer)).eval()
+    x = to_float(training_set("toy", "train", 16, N)[0])
+    tok.quantizer.codebook.restart_dead_codes(tok.quantizer.residuals(tok.encode_latent(x)),
+                                              generator=torch.Generator().manual_seed(seed))
+    return tok
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tokens")
+    out = {}
+    for kind, quantizer in (("var", "multiscale"), ("raster", "single")):
+        path = save_weights(tiny_tokenizer(quantizer), d / f"{quantizer}.safetensors", "tokenizer",
+                            tokenizer_preset("tiny", quantizer).to_dict(), dtype=torch.float32)
+        tokens = token_cache(path, "toy", "train", N, cache_dir=d / "cache", progress=False)
+        val = token_cache(path, "toy", "test", 16, cache_dir=d / "cache", progress=False)
+        out[kind] = {"tokenizer": path, "tokens": tokens, "val": tuple(t[:16] for t in val)}
+    out["dir"] = d
+    return out
+
+
+def run(files, kind, out, steps=40, **kw):
+    tok = load_tokenizer(files[kind]["tokenizer"])
+    cfg = transformer_config(kind, "tiny", tok.cfg)
+    tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(files[kind]["tokenizer"]), steps=steps, batch_size=16,
+                                  lr=3e-3, warmup_steps=4, log_every=4, eval_every=8, ckpt_every=8)
+    return train_transformer(cfg, tcfg, out, device="cpu", compile=kw.pop("compile", False), progress=False,
+                             tokens=files[kind]["tokens"], val_tokens=files[kind]["val"], **kw)
+
+
+def test_token_cache_round_trips(files, monkeypatch):
+    path = files["var"]["tokenizer"]
+    tokens, labels = files["var"]["tokens"]
+    tok = load_tokenizer(path)
+    L = tok.cfg.num_tokens
+    assert tokens.dtype == torch.int16 and tokens.shape == (2 * N, L) and labels.shape == (2 * N,)
+    images, image_labels = training_set("toy", "train", 16, N)
+    assert torch.equal(labels, image_labels.repeat(2))
+    x = to_float(images)
+    for rows, xs in ((tokens[:N], x), (tokens[N:], x.flip(-1))):  # the images, then their mirror images
+        decoded = tok.tokens_to_img(unflatten_tokens(rows.long(), tok.patch_nums))
+        assert torch.equal(decoded, tok.tokens_to_img(tok.img_to_tokens(xs)))
+    # the second call reads the cache file, named by the tokenizer file's sha256
+    cached = files["dir"] / "cache" / f"tokens_toy_train_subset{N}_{sha256_of(path)[:16]}.pt"
+    assert cached.is_file()
+    monkeypatch.setattr(train, "encode_tokens", lambda *a, **k: pytest.fail("the cache was not used"))
+    again = token_cache(path, "toy", "train", N, cache_dir=files["dir"] / "cache")
+    assert torch.equal(again[0], tokens) and torch.equal(again[1], labels)
+
+
+@pytest.mark.parametrize("kind", ["var", "raster"])
+def test_both_models_learn_and_log_per_scale(files, kind, tmp_path):
+    model, history = run(files, kind, tmp_path / kind)
+    logged = [h for h in history if "loss" in h]
+    assert logged[-1]["loss"] < 0.8 * logged[0]["loss"] and logged[0]["loss"] == pytest.approx(math.log(64), abs=0.3)
+    K = len(model.cfg.patch_nums)
+    assert all(len(h["loss_per_scale"]) == K and len(h["accuracy_per_scale"]) == K for h in logged)
+    val = [h for h in history if "val_loss" in h]
+    assert [h["step"] for h in val] == [8, 16, 24, 32, 40] and len(val[-1]["val_loss_per_scale"]) == K
+    ck = torch.load(tmp_path / kind / "ckpt.pt", weights_only=True)
+    assert ck["step"] == 40 and ck["config"] == model.cfg.to_dict()
+    assert ck["tokenizer_sha256"] == sha256_of(files[kind]["tokenizer"])
+
+
+def test_resume_continues_exactly(files, tmp_path):
+    _, straight = run(files, "var", tmp_path / "straight", steps=20)
+    run(files, "var", tmp_path / "split", steps=20, stop_after=7)  # interrupted after 7 steps (checkpoint at 7)
+    _, resumed = run(files, "var", tmp_path / "split", steps=20)
+    drop_time = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
+    assert drop_time(resumed) == drop_time(straight)
+
+
+def test_compiled_path_traces(files, tmp_path):
+    """The GPU path compiles the transformer; "aot_eager" traces it the same way (forward and
+    backward graphs) without generating code, which takes seconds on a CPU instead of a minute."""
+    _, eager = run(files, "var", tmp_path / "eager", steps=4)
+    _, compiled = run(files, "var", tmp_path / "compiled", steps=4, compile="aot_eager")
+    assert compiled[-1]["loss"] == pytest.approx(eager[-1]["loss"], rel=1e-4)
+
+
+def test_a_transformer_refuses_another_tokenizer(files, tmp_path):
+    path = files["var"]["tokenizer"]
+    tok = load_tokenizer(path)
+    cfg = transformer_config("var", "tiny", tok.cfg)
+    weights = save_weights(build_transformer(cfg), tmp_path / "var.safetensors", "transformer",
+                           transformer_record(cfg, tok, path))
+    model, same = load_transformer(weights)  # the recorded tokenizer
+    assert model.cfg == cfg and same.cfg == tok.cfg
+    other = VQVAE(tokenizer_preset("tiny", vocab_size=32))
+    with pytest.raises(ValueError, match=r"tokenizer does not match the transformer .*var.safetensors.*"
+                                         r"vocab_size=32 \(expected 64\)"):
+        load_transformer(weights, tokenizer=other)
+    retrained = save_weights(tiny_tokenizer("multiscale", seed=1), tmp_path / "retrained.safetensors", "tokenizer",
+                             tok.cfg.to_dict())
+    with pytest.raises(ValueError, match=r"its config is right, but its weights file has sha256"):
+        load_transformer(weights, tokenizer=retrained)
+    # resuming a run with another tokenizer is refused as well
+    run(files, "var", tmp_path / "r", steps=2)
+    tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(retrained), steps=4, batch_size=16)
+    with pytest.raises(ValueError, match=r"checkpoint .*ckpt.pt was trained with tokenizer_sha256"):
+        train_transformer(cfg, tcfg, tmp_path / "r", device="cpu", compile=False, progress=False,
+                          tokens=files["var"]["tokens"])
+
+
+def test_configs_follow_the_tokenizer():
+    ms, ss = tokenizer_preset("cifar10"), tokenizer_preset("cifar10", "single")
+    var, raster = transformer_config("var", "cifar10", ms), transformer_config("raster", "cifar10", ss, depth=3)
+    assert var.patch_nums == ms.patch_nums and raster.patch_nums == (8,) and raster.depth == 3
+    with pytest.raises(ValueError, match=r"tokenizer has quantizer='multiscale': the raster model needs a 'single'"):
+        transformer_config("raster", "cifar10", ms)
+    with pytest.raises(ValueError, match=r"model='gpt': expected 'var' \(next-scale\) or 'raster'"):
+        transformer_config("gpt", "cifar10", ms)
+
+
+@pytest.mark.parametrize("kind", ["var", "raster"])
+def test_no_weight_decay_on_norms_biases_and_embeddings(kind):
+    model = build_transformer(transformer_preset("tiny", kind))
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert decayed == {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    for name in ("class_emb.weight", "pos_1LC", "pos_start", "blocks.0.attn.log_scale", "blocks.0.attn.qkv.bias",
+                 "lvl_embed.weight" if kind == "var" else "tok_embed.weight"):
+        assert name not in decayed
+
+
+def test_time_budget_fixes_the_step_count_and_keeps_the_deadline():
+    def budget_run(seconds_per_step):
+        now = [0.0]
+        loop = Steps(0, 10_000, minutes=1.0, clock=lambda: now[0], progress=False)
+        while loop.running:
+            now[0] += seconds_per_step(loop.step)
+            loop.advance()
+        return loop, now[0]
+
+    # steps 20..60 take 0.25 s each: after 15 s, the remaining 45 s hold 180 more steps
+    loop, seconds = budget_run(lambda step: 0.25)
+    assert loop.total == loop.step == 240 and seconds == 60.0
+    # a run that slows down to 1 s per step after step 80 stops at the deadline instead
+    loop, seconds = budget_run(lambda step: 0.25 if step < 80 else 1.0)
+    assert loop.total == loop.step == 121 and seconds == 61.0
+
+
+def test_train_command(files, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_TUTORIAL_DATA", str(tmp_path / "data"))  # the token cache goes there
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
+    main(["train", "--model", "raster", "--preset", "tiny", "--tokenizer", str(files["raster"]["tokenizer"]),
+          "--subset", "32", "--steps", "6", "--batch-size", "8", "--log-every", "2", "--eval-every", "3",
+          "--out", str(tmp_path / "run"), "--export", str(tmp_path / "raster.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "results" / "train_raster_toy.json").read_text())
+    assert [h["step"] for h in record["metrics"]["history"]] == [2, 3, 4, 6]
+    assert record["config"]["model"]["kind"] == "raster" and record["config"]["train"]["steps"] == 6
+    model, tok = load_transformer(tmp_path / "raster.safetensors")
+    assert model.cfg.kind == "raster" and tok.cfg.quantizer == "single"
+    assert len(list((tmp_path / "data" / "cache").glob("tokens_toy_*.pt"))) == 2  # train and test

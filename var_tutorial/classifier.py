@@ -1,0 +1,138 @@
+"""The CIFAR-10 evaluation classifier: the eyes that FID_cls and class agreement look through.
+
+Why a classifier of our own: the usual FID compares Inception-v3 features, whose weights
+are a download; a course machine may be offline, and 32 px CIFAR images are upsampled
+to 299 px for Inception anyway. So the project trains its own small classifier (in
+about two minutes on one GPU, ``python -m var_tutorial train-classifier``) and measures
+generated images with it (metrics.py):
+
+- *class agreement*: how often the classifier names the class a sample was generated for;
+- *FID_cls*: the Frechet distance between the classifier's penultimate features of the
+  samples and of the real test images. It is NOT Inception FID: its numbers cannot be
+  compared with published FIDs, only with each other (same classifier, same data).
+
+Architecture: a ResNet-9-style network after David Page's fast CIFAR-10 ResNet ("How to
+train your ResNet", 2018), narrower so that it ships in under 5 MB. With width w = 64:
+
+    prep     conv3x3(3 -> w)    BN ReLU                              (B,  64, 32, 32)
+    layer1   conv3x3(w -> 2w)   BN ReLU maxpool2   + Res(2w)         (B, 128, 16, 16)
+    layer2   conv3x3(2w -> 4w)  BN ReLU maxpool2                     (B, 256,  8,  8)
+    layer3   conv3x3(4w -> 4w)  BN ReLU maxpool2   + Res(4w)         (B, 256,  4,  4)
+    pool     global max pool                  -> features(x)         (B, 256)   penultimate
+    head     Linear(4w -> 10)                 -> forward(x)          (B, 10)    logits
+
+    Res(c): x + ConvBNReLU(ConvBNReLU(x)), both convs c -> c
+
+2.44 M parameters at w = 64 (4.9 MB in float16). Inputs are images in [-1, 1]
+(data.to_float); the network is fully convolutional, so the 16 px toy images of the
+tests go through it too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ConfigDict
+from .data import to_float
+
+
+@dataclass
+class ClassifierConfig(ConfigDict):
+    width: int = 64  # w: channels of the first conv; the widest layer has 4w
+    num_classes: int = 10
+
+    def __post_init__(self):
+        for name in ("width", "num_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    """x + ConvBNReLU(ConvBNReLU(x))."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(c, c), conv_bn(c, c))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Classifier(nn.Module):
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        self.cfg, w = cfg, cfg.width
+        self.net = nn.Sequential(
+            conv_bn(3, w),  # prep
+            conv_bn(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w),  # layer1
+            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),  # layer2
+            conv_bn(4 * w, 4 * w), nn.MaxPool2d(2), Residual(4 * w),  # layer3
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # (B, 4w)
+        )
+        self.head = nn.Linear(4 * w, cfg.num_classes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head.in_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features: images (B, 3, S, S) in [-1, 1] -> (B, 4w)."""
+        return self.net(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes)."""
+        return self.head(self.features(x))
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The fast-CIFAR augmentation: a random S x S crop of the image padded by `pad` pixels
+    (reflection), flipped left-right with probability 1/2. x: (B, 3, S, S) -> (B, 3, S, S).
+
+    The random numbers come from `generator` (on the CPU), so a seeded run is repeatable.
+    """
+    B, _, S, _ = x.shape
+    dev = x.device
+    offset = torch.randint(0, 2 * pad + 1, (2, B), generator=generator).to(dev)  # top, left of each crop
+    flip = (torch.rand(B, generator=generator) < 0.5).to(dev)
+    x_pad = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # (B, 3, S + 2 pad, S + 2 pad)
+    ar = torch.arange(S, device=dev)
+    rows = offset[0][:, None] + ar  # (B, S)
+    cols = offset[1][:, None] + ar  # (B, S)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a flip reads the columns backwards
+    out = x_pad[torch.arange(B, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, S, S, 3)
+    return out.permute(0, 3, 1, 2)
+
+
+@torch.no_grad()
+def features_and_logits(model: Classifier, images_u8: torch.Tensor, batch_size: int = 1000,
+                        device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features (N, D) and logits (N, num_classes), float32 on the CPU.
+
+    images_u8: uint8 (N, 3, S, S), the form real images are stored in; generated images
+    are rounded to uint8 first (data.to_uint8), so that both are measured alike.
+    """
+    if images_u8.dtype != torch.uint8:
+        raise ValueError(f"images_u8 has dtype {images_u8.dtype}: expected uint8 (use data.to_uint8 on generated images)")
+    device = torch.device(device or next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    feats, logits = [], []
+    for i in range(0, len(images_u8), batch_size):
+        x = to_float(images_u8[i : i + batch_size].to(device))
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            f = model.features(x)
+            logits.append(model.head(f).float().cpu())
+        feats.append(f.float().cpu())
+    model.train(was_training)
+    if not feats:
+        return torch.zeros(0, model.feature_dim), torch.zeros(0, model.cfg.num_classes)
+    return torch.cat(feats), torch.cat(logits)
