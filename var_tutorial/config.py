@@ -116,7 +116,7 @@ class TokenizerTrainConfig(ConfigDict):
     ckpt_every: int = 2_000
     log_every: int = 100
     seed: int = 0
-    subset: int = 0  # >0: train on the first `subset` images only (CPU quick mode)
+    subset: int = 0  # >0: train on `subset` images spread evenly over the split (CPU quick mode)
     init_from: str = ""  # weights file to start from (a second, lower-lr stage), "" = from scratch
 
 
