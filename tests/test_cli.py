@@ -40,3 +40,14 @@ def test_unknown_preset_is_refused():
     r = subprocess.run([sys.executable, "-m", "var_tutorial", "train-tokenizer", "--preset", "mnist"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice: 'mnist'" in r.stderr
+
+
+def test_quickstart_train_path_runs_within_its_budget(tmp_path, monkeypatch, capsys):
+    """`make quickstart ARGS=--train` on a GPU trains for minutes; here a 2-second budget
+    checks the whole path (train, export, reload, figure) on the CPU."""
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
+    main(["quickstart", "--train", "--minutes", "0.03", "--out", str(tmp_path), "--device", "cpu"])
+    assert (tmp_path / "tokenizer_cifar10.safetensors").exists()
+    assert (tmp_path / "runs" / "tokenizer_cifar10" / "ckpt.pt").exists()
+    assert (tmp_path / "quickstart_reconstruction.png").exists()
+    assert json.loads((tmp_path / "results" / "train_tokenizer_cifar10.json").read_text())["metrics"]["history"]

@@ -217,7 +217,8 @@ def cmd_quickstart(args):
     t0 = time.time()
     if args.train:
         targs = argparse.Namespace(preset="cifar10", quantizer="multiscale", dataset="cifar10", steps=20_000,
-                                   batch_size=256, lr=4e-4, seed=0, subset=0, log_every=0, out=None,
+                                   batch_size=256, lr=4e-4, seed=0, subset=0, log_every=0,
+                                   out=str(out / "runs" / "tokenizer_cifar10"),
                                    device=args.device, no_compile=False, minutes=args.minutes, fresh=False,
                                    init_from=None, warmup=None,
                                    export=str(out / "tokenizer_cifar10.safetensors"))
