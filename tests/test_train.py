@@ -52,3 +52,34 @@ def test_lr_schedule():
     lrs = [lr_at(s, 100, 1.0, 10, 0.1) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and all(b <= a for a, b in zip(lrs[9:], lrs[10:]))
+
+
+class Payload:
+    """Unpickling this would create a file: proof that pickled code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
+    from var_tutorial.train import load_checkpoint
+
+    marker = tmp_path / "payload_ran"
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"step": 1, "evil": Payload(str(marker))}, ckpt)
+    with pytest.raises(ValueError, match=r"checkpoint .*ckpt.pt cannot be read safely.*pickled code"):
+        load_checkpoint(ckpt, "cpu")
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    from var_tutorial.train import load_checkpoint
+
+    tiny_run(tmp_path / "t", steps=4)
+    ckpt = tmp_path / "t" / "ckpt.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"checkpoint .*ckpt.pt cannot be read safely.*truncated"):
+        load_checkpoint(ckpt, "cpu")

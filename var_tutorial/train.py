@@ -207,7 +207,13 @@ def load_checkpoint(path: Path, device, **expected) -> dict | None:
     resuming it would silently train another model."""
     if not path.exists():
         return None
-    ck = torch.load(path, map_location=device, weights_only=True)
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # truncated, corrupted, or holding pickled objects other than tensors
+        raise ValueError(
+            f"checkpoint {path} cannot be read safely ({type(e).__name__}): it is truncated, corrupted, or "
+            "holds pickled code, which weights_only=True refuses to run. Delete it (or use --fresh) to start over"
+        ) from e
     for key, want in expected.items():
         if ck.get(key) != want:
             raise ValueError(
