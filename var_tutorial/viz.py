@@ -195,3 +195,120 @@ def show(fig, format: str = "png", quality: int = 90):
                 pil_kwargs={"quality": quality} if format == "jpeg" else None)
     plt.close(fig)
     display(Image(buf.getvalue(), format=format))
+
+
+# -- orderings, masks and costs (notebook 03) ---------------------------------------------
+def orderings_figure(patch_nums, cmap: str = "viridis"):
+    """The two generation orders of one image's tokens, each cell labelled with the step that makes it.
+
+    Top: next-token (raster) order over the single h x w map, steps 1..h*w.
+    Bottom: next-scale order over r_1..r_K, every token of r_k made at step k.
+    Colour = the fraction of the ordering's steps done, so the two rows share one scale.
+    """
+    K, side = len(patch_nums), patch_nums[-1]
+    fig = plt.figure(figsize=(1.25 * K + 1.0, 4.6))
+    grid = fig.add_gridspec(2, K, height_ratios=[1.15, 1], width_ratios=[max(p, 2) for p in patch_nums])
+    ax = fig.add_subplot(grid[0, :])
+    order = torch.arange(1, side * side + 1).view(side, side)
+    ax.imshow(order / (side * side), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    for (y, x), v in zip(torch.cartesian_prod(torch.arange(side), torch.arange(side)).tolist(), order.flatten().tolist()):
+        ax.text(x, y, str(v), ha="center", va="center", fontsize=6, color="k" if v / (side * side) > 0.6 else "w")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"next-token (raster) order: {side * side} steps, one token each", fontsize=9)
+    for k, pn in enumerate(patch_nums):
+        ax = fig.add_subplot(grid[1, k])
+        ax.imshow(torch.full((pn, pn), (k + 1) / K), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        for y in range(pn):
+            for x in range(pn):
+                ax.text(x, y, str(k + 1), ha="center", va="center", fontsize=6, color="k" if (k + 1) / K > 0.6 else "w")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"r_{k + 1}: {pn}x{pn}", fontsize=8)
+    fig.suptitle(f"next-scale order: {K} steps, the whole token map r_k at step k", fontsize=9, y=0.04)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def image_strips_figure(rows: dict, scale: float = 1.0):
+    """Rows of images with a title over each: rows = {row label: (images [(3, H, W)], titles [str])}.
+    Rows may differ in length; the missing cells stay empty."""
+    names = list(rows)
+    n = max(len(images) for images, _ in rows.values())
+    fig, axes = plt.subplots(len(names), n, figsize=(scale * 1.05 * n + 0.9, scale * 1.3 * len(names) + 0.2),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        images, titles = rows[name]
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c >= len(images):
+                ax.axis("off")
+                continue
+            ax.imshow(to_numpy_image(images[c]), interpolation="nearest")
+            ax.set_title(titles[c], fontsize=7)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def attention_masks_figure(masks: dict, boundaries: dict | None = None):
+    """Attention masks side by side: masks = {title: (L, L) bool, True = may attend}.
+    boundaries = {title: [positions]} draws a line before each listed position (scale starts)."""
+    fig, axes = plt.subplots(1, len(masks), figsize=(3.4 * len(masks), 3.6), squeeze=False)
+    for ax, (title, mask) in zip(axes[0], masks.items()):
+        L = mask.shape[0]
+        ax.imshow(mask.cpu().float(), cmap="Blues", vmin=0, vmax=1.25, interpolation="nearest")
+        for b in (boundaries or {}).get(title, []):
+            ax.axhline(b - 0.5, color="tab:orange", linewidth=0.6)
+            ax.axvline(b - 0.5, color="tab:orange", linewidth=0.6)
+        ax.set_title(f"{title}\n{L}x{L}, {int(mask.sum()):,} allowed pairs", fontsize=9)
+        ax.set_xlabel("key j (attended to)", fontsize=8)
+        ax.set_ylabel("query i (attending)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def visible_tokens_figure(mask_row: torch.Tensor, patch_nums, query: int, title: str | None = None):
+    """What one query token may attend to, drawn on the token maps: mask_row is row `query` of an
+    (L, L) mask over the flattened maps r_1..r_K (patch_nums); the query itself is outlined in red."""
+    K = len(patch_nums)
+    sizes = [p * p for p in patch_nums]
+    fig, axes = plt.subplots(1, K, figsize=(1.5 * K + 0.6, 1.9), squeeze=False,
+                             gridspec_kw={"width_ratios": [max(p, 2) for p in patch_nums]})
+    start = 0
+    for k, (ax, pn) in enumerate(zip(axes[0], patch_nums)):
+        seen = mask_row[start:start + sizes[k]].view(pn, pn).cpu().float()
+        ax.imshow(seen, cmap="Blues", vmin=0, vmax=1.25, interpolation="nearest")
+        if start <= query < start + sizes[k]:
+            y, x = divmod(query - start, pn)
+            ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"r_{k + 1}: {pn}x{pn}" if K > 1 else f"{pn}x{pn} map", fontsize=8)
+        start += sizes[k]
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def generation_cost_figure(costs: dict, title: str | None = None):
+    """Per generation step: tokens processed, attention pairs (query x key), and the running total
+    of pairs. costs = {label: {"tokens": [per step], "pairs": [per step]}}; log scales."""
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.1))
+    for (label, c), marker in zip(costs.items(), ("o", "s", "^", "v")):
+        steps = np.arange(1, len(c["tokens"]) + 1)
+        ms = 3 if len(steps) > 20 else 5
+        axes[0].plot(steps, c["tokens"], marker=marker, markersize=ms, label=label)
+        axes[1].plot(steps, c["pairs"], marker=marker, markersize=ms, label=label)
+        axes[2].plot(steps, np.cumsum(c["pairs"]), marker=marker, markersize=ms, label=label)
+    for ax, ylabel in zip(axes, ("tokens processed in the step", "attention pairs in the step",
+                                 "attention pairs so far")):
+        ax.set_xscale("log"), ax.set_yscale("log")
+        ax.set_xlabel("generation step (= forward pass)")
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
