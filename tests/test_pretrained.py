@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from var_tutorial.config import tokenizer_preset
-from var_tutorial.pretrained import PRETRAINED_DIR, SHIPPED, load_tokenizer, read_weights, save_weights, sha256_of
+from var_tutorial.data import sha256_file
+from var_tutorial.pretrained import PRETRAINED_DIR, SHIPPED, load_tokenizer, read_weights, save_weights
 from var_tutorial.vqvae import VQVAE
 
 
@@ -16,7 +17,7 @@ def test_shipped_files_match_their_sidecars_and_budget():
     for name, (file, _) in SHIPPED.items():
         path = PRETRAINED_DIR / file
         side = json.loads(path.with_suffix(".json").read_text())
-        assert side["sha256"] == sha256_of(path), name
+        assert side["sha256"] == sha256_file(path), name
         assert "cifar10_test" in side["metrics"], name
         total += path.stat().st_size
     assert total <= 32e6  # all shipped weights together stay within 32 MB

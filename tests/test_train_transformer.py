@@ -12,7 +12,8 @@ import var_tutorial.train as train
 from var_tutorial.__main__ import main
 from var_tutorial.config import tokenizer_preset
 from var_tutorial.data import to_float
-from var_tutorial.pretrained import load_tokenizer, load_transformer, save_weights, sha256_of, transformer_record
+from var_tutorial.data import sha256_file
+from var_tutorial.pretrained import load_tokenizer, load_transformer, save_weights, transformer_record
 from var_tutorial.train import (Steps, TransformerTrainConfig, param_groups, token_cache, train_transformer,
                                 training_set, transformer_config)
 from var_tutorial.transformer import build_transformer, transformer_preset, unflatten_tokens
@@ -77,7 +78,7 @@ def test_token_cache_round_trips(files, monkeypatch):
         decoded = tok.tokens_to_img(unflatten_tokens(rows.long(), tok.patch_nums))
         assert torch.equal(decoded, tok.tokens_to_img(tok.img_to_tokens(xs)))
     # the second call reads the cache file, named by the tokenizer file's sha256
-    cached = files["dir"] / "cache" / f"tokens_toy_train_subset{N}_{sha256_of(path)[:16]}.pt"
+    cached = files["dir"] / "cache" / f"tokens_toy_train_subset{N}_{sha256_file(path)[:16]}.pt"
     assert cached.is_file()
     monkeypatch.setattr(train, "encode_tokens", lambda *a, **k: pytest.fail("the cache was not used"))
     again = token_cache(path, "toy", "train", N, cache_dir=files["dir"] / "cache")
@@ -95,7 +96,7 @@ def test_both_models_learn_and_log_per_scale(files, kind, tmp_path):
     assert [h["step"] for h in val] == [8, 16, 24, 32, 40] and len(val[-1]["val_loss_per_scale"]) == K
     ck = torch.load(tmp_path / kind / "ckpt.pt", weights_only=True)
     assert ck["step"] == 40 and ck["config"] == model.cfg.to_dict()
-    assert ck["tokenizer_sha256"] == sha256_of(files[kind]["tokenizer"])
+    assert ck["tokenizer_sha256"] == sha256_file(files[kind]["tokenizer"])
 
 
 def test_resume_continues_exactly(files, tmp_path):

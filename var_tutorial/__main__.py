@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from . import data
+from .data import REPO_ROOT
 from .classifier import Classifier, ClassifierConfig
 from .config import TokenizerTrainConfig, tokenizer_preset
 from .metrics import FID_CLS_NOTE, evaluate_generator, evaluate_tokenizer, inception_fid, sample_images
@@ -31,7 +32,6 @@ from .train import (ClassifierTrainConfig, TransformerTrainConfig, pick_device, 
 from .transformer import build_transformer, count_params
 from .vqvae import VQVAE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cmd_prepare_data(args):

@@ -130,10 +130,15 @@ TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {
 }
 
 
+def copy_preset(presets: dict, name: str, **fields):
+    """A fresh copy of presets[name] with some fields replaced; the preset table stays untouched."""
+    if name not in presets:
+        raise ValueError(f"preset={name!r}: unknown preset; expected one of {sorted(presets)}")
+    d = presets[name].to_dict()
+    d.update(fields)
+    return type(presets[name]).from_dict(d)
+
+
 def tokenizer_preset(name: str, quantizer: str = "multiscale", **overrides) -> TokenizerConfig:
     """A fresh copy of a named preset, optionally single-scale, with fields overridden."""
-    if name not in TOKENIZER_PRESETS:
-        raise ValueError(f"preset={name!r}: unknown preset; expected one of {sorted(TOKENIZER_PRESETS)}")
-    d = TOKENIZER_PRESETS[name].to_dict()
-    d.update(quantizer=quantizer, **overrides)
-    return TokenizerConfig.from_dict(d)
+    return copy_preset(TOKENIZER_PRESETS, name, quantizer=quantizer, **overrides)

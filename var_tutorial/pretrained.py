@@ -18,7 +18,6 @@ state and the step, are written with torch.save, and are read back with
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,10 +28,11 @@ from safetensors.torch import load_file, save_file
 
 from .classifier import Classifier, ClassifierConfig
 from .config import TokenizerConfig
+from .data import REPO_ROOT, sha256_file
+from .results import write_json
 from .transformer import ConditionalTransformer, TransformerConfig, build_transformer
 from .vqvae import VQVAE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
 
 # name -> file in data/pretrained/, and the command that makes it (on one H200: see the README)
@@ -50,14 +50,6 @@ SHIPPED = {name: entry for name, entry in REGISTRY.items() if (PRETRAINED_DIR / 
 FORMAT_VERSION = "1"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_weights(model: torch.nn.Module, path, kind: str, config: dict, metrics: dict | None = None,
                  dtype: torch.dtype = torch.float16) -> Path:
     """Write model weights (cast to dtype) + config as safetensors, and the JSON sidecar. Atomic."""
@@ -69,11 +61,9 @@ def save_weights(model: torch.nn.Module, path, kind: str, config: dict, metrics:
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
-    sidecar = {"kind": kind, "file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+    sidecar = {"kind": kind, "file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                "dtype": str(dtype).replace("torch.", ""), "config": config, "metrics": metrics or {}}
-    side = path.with_suffix(".json")
-    side.with_name(side.name + ".tmp").write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(side.with_name(side.name + ".tmp"), side)
+    write_json(path.with_suffix(".json"), sidecar)
     return path
 
 
@@ -95,7 +85,7 @@ def read_weights(name_or_path, expected_kind: str) -> tuple[dict, dict, Path]:
     side = path.with_suffix(".json")
     if side.exists():
         want = json.loads(side.read_text()).get("sha256")
-        got = sha256_of(path)
+        got = sha256_file(path)
         if want and want != got:
             raise ValueError(
                 f"weights file {path} is corrupted or was changed: its sha256 is {got}, "
@@ -138,7 +128,7 @@ def transformer_record(cfg: TransformerConfig, tokenizer: VQVAE, tokenizer_file)
     the transformer's config, the tokenizer's config, its file (a registry name or a path)
     and that file's sha256."""
     return {"model": cfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict(), "tokenizer_file": str(tokenizer_file),
-            "tokenizer_sha256": sha256_of(resolve(tokenizer_file))}
+            "tokenizer_sha256": sha256_file(resolve(tokenizer_file))}
 
 
 def check_tokenizer(record: dict, tokenizer: VQVAE, tokenizer_sha256: str | None, source) -> None:
@@ -173,7 +163,7 @@ def load_transformer(name_or_path="var_cifar10", tokenizer=None, device="cpu") -
     if isinstance(given, VQVAE):
         tok, sha = given, None
     else:
-        tok, sha = load_tokenizer(given, device=device), sha256_of(resolve(given))
+        tok, sha = load_tokenizer(given, device=device), sha256_file(resolve(given))
     check_tokenizer(record, tok, sha, source=path)
     model = build_transformer(TransformerConfig.from_dict(record["model"]))
     _load_state(model, state, path)
@@ -195,9 +185,7 @@ def record_metrics(name_or_path, key: str, metrics: dict) -> None:
         raise FileNotFoundError(f"no sidecar {side} beside the weights: it is written by save_weights")
     record = json.loads(side.read_text())
     record.setdefault("metrics", {})[key] = metrics
-    tmp = side.with_name(side.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, side)
+    write_json(side, record)
 
 
 def metrics_of(name_or_path) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .data import REPO_ROOT
 
 
 def results_dir() -> Path:
@@ -54,8 +54,13 @@ def write_results(name: str, metrics: dict, config: dict | None = None, device=N
         "config": config or {},
         "metrics": metrics,
     }
-    path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
+    return write_json(out_dir / f"{name}.json", record)
+
+
+def write_json(path: Path, record: dict) -> Path:
+    """Write a JSON file atomically (a temporary file, then rename): readers never see half of it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, path)
     return path

@@ -39,9 +39,9 @@ from tqdm.auto import tqdm
 
 from .classifier import Classifier, ClassifierConfig, augment, features_and_logits
 from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig
-from .data import data_root, load_split, to_float, toy_dataset
+from .data import data_root, load_split, sha256_file, to_float, toy_dataset
 from .metrics import class_agreement, psnr
-from .pretrained import load_tokenizer, read_weights, resolve, sha256_of, transformer_record
+from .pretrained import load_tokenizer, read_weights, resolve, transformer_record
 from .transformer import (TransformerConfig, build_transformer, flatten_tokens, scale_index, transformer_preset,
                           unflatten_tokens)
 from .vqvae import VQVAE
@@ -340,7 +340,7 @@ def token_cache(tokenizer_file="tokenizer_cifar10", dataset: str = "cifar10", sp
     data/cache/tokens_<dataset>_<split>_<sha256 of the tokenizer file>.pt, is written
     atomically and read back with weights_only=True.
     """
-    sha = sha256_of(resolve(tokenizer_file))
+    sha = sha256_file(resolve(tokenizer_file))
     name = f"tokens_{dataset}_{split}{f'_subset{subset}' if subset else ''}_{sha[:16]}.pt"
     path = Path(cache_dir or data_root() / "cache") / name
     if path.is_file():

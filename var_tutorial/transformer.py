@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ConfigDict, _check_schedule
+from .config import ConfigDict, _check_schedule, copy_preset
 
 
 @dataclass
@@ -84,11 +84,7 @@ TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
 
 def transformer_preset(name: str, kind: str = "var", **overrides) -> TransformerConfig:
     """A fresh copy of a named preset (matching the tokenizer preset of the same name)."""
-    if name not in TRANSFORMER_PRESETS:
-        raise ValueError(f"preset={name!r}: unknown preset; expected one of {sorted(TRANSFORMER_PRESETS)}")
-    d = TRANSFORMER_PRESETS[name].to_dict()
-    d.update(kind=kind, **overrides)
-    return TransformerConfig.from_dict(d)
+    return copy_preset(TRANSFORMER_PRESETS, name, kind=kind, **overrides)
 
 
 # -- attention masks (True = may attend) ------------------------------------------------
