@@ -61,6 +61,16 @@ def setup_device(device=None) -> tuple[torch.device, bool]:
     return device, device.type == "cuda"
 
 
+def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
+    """model wrapped by torch.compile (compile=True: inductor; a string: that backend), or
+    model itself (compile=False). Should compilation fail on some PyTorch version, the
+    failing code runs eagerly with a warning instead of ending a paid-for GPU run."""
+    if not compile:
+        return model
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(model, backend=compile if isinstance(compile, str) else "inductor")
+
+
 def lr_at(step: int, total: int, base_lr: float, warmup: int, min_ratio: float) -> float:
     """Linear warm-up, then cosine decay to base_lr * min_ratio."""
     if step < warmup:
@@ -177,7 +187,8 @@ class Steps:
             self.t_mark = now
         elif self.step == 60 and self.t_mark is not None:
             per_step = (now - self.t_mark) / 40
-            fit = int((self.minutes * 60 - (now - self.t_start)) / per_step)
+            # 2% is kept back for what the timed steps did not include (validation, checkpoints)
+            fit = int((0.98 * self.minutes * 60 - (now - self.t_start)) / per_step)
             self._set_total(self.step + max(1, fit))
             print(f"\n{per_step * 1000:.1f} ms/step -> {self.total} steps fit in {self.minutes} min")
         if now - self.t_start > self.minutes * 60:
@@ -265,7 +276,8 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
         # Compile the convolutional encoder and decoder, where the time goes. The quantizer
         # stays eager: its loop over scales resamples to a different size at every scale,
         # which torch.compile (2.11) turns into dynamic shapes it cannot lower.
-        model.encoder.compile()
+        torch._dynamo.config.suppress_errors = True  # as in compiled(): fall back to eager, never crash
+        model.encoder.compile()  # in place, so that the state_dict keys stay the same
         model.decoder.compile()
     fwd = model
 
@@ -501,7 +513,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
         val_tokens = tuple(t.to(device) for t in val_tokens)
     scale_L = scale_index(cfg.patch_nums).to(device)
     compile = use_cuda if compile is None else compile
-    fwd = torch.compile(model, backend=compile if isinstance(compile, str) else "inductor") if compile else model
+    fwd = compiled(model, compile)
 
     def train_step(idx_BL, label_B, lr):
         set_lr(opt, lr)
@@ -580,7 +592,7 @@ def train_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, device
     opt = torch.optim.SGD(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, momentum=0.9, nesterov=True)
     per_epoch = max(1, len(images) // tcfg.batch_size)
     compile = use_cuda if compile is None else compile
-    fwd = torch.compile(model, backend=compile if isinstance(compile, str) else "inductor") if compile else model
+    fwd = compiled(model, compile)
     history = []
     model.train()
     loop = Steps(0, tcfg.epochs * per_epoch, minutes, None, use_cuda, "classifier", progress)
