@@ -19,9 +19,13 @@ train your ResNet", 2018), narrower so that it ships in under 5 MB. With width w
     layer2   conv3x3(2w -> 4w)  BN ReLU maxpool2                     (B, 256,  8,  8)
     layer3   conv3x3(4w -> 4w)  BN ReLU maxpool2   + Res(4w)         (B, 256,  4,  4)
     pool     global max pool                  -> features(x)         (B, 256)   penultimate
-    head     Linear(4w -> 10)                 -> forward(x)          (B, 10)    logits
+    head     Linear(4w -> 10) x 0.125         -> forward(x)          (B, 10)    logits
 
     Res(c): x + ConvBNReLU(ConvBNReLU(x)), both convs c -> c
+
+The head's output is scaled by 0.125, as in Page's network: small logits at the start keep
+the label-smoothed loss from saturating early. At test time (features_and_logits) the
+logits are averaged over the image and its mirror image ("flip test-time augmentation").
 
 2.44 M parameters at w = 64 (4.9 MB in float16). Inputs are images in [-1, 1]
 (data.to_float); the network is fully convolutional, so the 16 px toy images of the
@@ -43,11 +47,14 @@ from .data import to_float
 class ClassifierConfig(ConfigDict):
     width: int = 64  # w: channels of the first conv; the widest layer has 4w
     num_classes: int = 10
+    logit_scale: float = 0.125  # the head's output is multiplied by this
 
     def __post_init__(self):
         for name in ("width", "num_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if not self.logit_scale > 0:
+            raise ValueError(f"logit_scale={self.logit_scale}: expected a positive number")
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -88,7 +95,11 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes)."""
-        return self.head(self.features(x))
+        return self.logits(self.features(x))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) from penultimate features (B, 4w)."""
+        return self.head(features) * self.cfg.logit_scale
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -110,10 +121,27 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     return out.permute(0, 3, 1, 2)
 
 
+def cutout(x: torch.Tensor, generator: torch.Generator, size: int = 8) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): a random size x size square of each image set to 0
+    (mid-grey in [-1, 1]); squares are centred anywhere, so they may be clipped at the
+    border. x: (B, 3, S, S) -> a new tensor of the same shape."""
+    B, _, S, _ = x.shape
+    dev = x.device
+    centre = torch.randint(0, S, (2, B), generator=generator).to(dev)  # row, column of each square's centre
+    start = centre - size // 2  # (2, B): first row and column of each square, perhaps < 0
+    ar = torch.arange(S, device=dev)
+    inside = (ar >= start[..., None]) & (ar < start[..., None] + size)  # (2, B, S): rows, columns
+    inside_rows, inside_cols = inside
+    hole = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, S, S)
+    return x.masked_fill(hole[:, None], 0.0)
+
+
 @torch.no_grad()
 def features_and_logits(model: Classifier, images_u8: torch.Tensor, batch_size: int = 1000,
                         device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features (N, D) and logits (N, num_classes), float32 on the CPU.
+    The logits are averaged over each image and its mirror image (flip test-time
+    augmentation); the features are those of the image as it is.
 
     images_u8: uint8 (N, 3, S, S), the form real images are stored in; generated images
     are rounded to uint8 first (data.to_uint8), so that both are measured alike.
@@ -130,7 +158,8 @@ def features_and_logits(model: Classifier, images_u8: torch.Tensor, batch_size: 
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             f = model.features(x)
-            logits.append(model.head(f).float().cpu())
+            mirrored = model.features(x.flip(-1))
+            logits.append(((model.logits(f) + model.logits(mirrored)) / 2).float().cpu())
         feats.append(f.float().cpu())
     model.train(was_training)
     if not feats:

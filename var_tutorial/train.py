@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .classifier import Classifier, ClassifierConfig, augment, features_and_logits
+from .classifier import Classifier, ClassifierConfig, augment, cutout, features_and_logits
 from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig
 from .data import data_root, load_split, sha256_file, to_float, toy_dataset
 from .metrics import class_agreement, psnr
@@ -559,7 +559,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
 @dataclass
 class ClassifierTrainConfig(ConfigDict):
     """The fast-CIFAR recipe (Page 2018): SGD with Nesterov momentum, warm-up and decay,
-    label smoothing, random crops and flips, batch 512."""
+    label smoothing, random crops, flips and cutout, batch 512."""
 
     dataset: str = "cifar10"
     epochs: int = 40
@@ -568,6 +568,7 @@ class ClassifierTrainConfig(ConfigDict):
     warmup_fraction: float = 0.15
     weight_decay: float = 5e-4
     label_smoothing: float = 0.2
+    cutout: int = 8  # side of the square cut out of every training image (0: none)
     log_every: int = 100
     seed: int = 0
     subset: int = 0
@@ -598,7 +599,8 @@ def train_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, device
     loop = Steps(0, tcfg.epochs * per_epoch, minutes, None, use_cuda, "classifier", progress)
     while loop.running:
         b = batch_indices(len(images), loop.step, tcfg.batch_size, tcfg.seed).to(device)
-        x = augment(to_float(images[b]), torch.Generator().manual_seed(tcfg.seed * 7_919 + loop.step))
+        gen = torch.Generator().manual_seed(tcfg.seed * 7_919 + loop.step)
+        x = cutout(augment(to_float(images[b]), gen), gen, tcfg.cutout) if tcfg.cutout else augment(to_float(images[b]), gen)
         if use_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = lr_at(loop.step, loop.total, tcfg.lr, round(tcfg.warmup_fraction * loop.total), 0.0)
