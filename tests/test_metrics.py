@@ -8,7 +8,7 @@ from test_train_transformer import one_thread  # noqa: F401  (an autouse fixture
 from var_tutorial.__main__ import main
 from var_tutorial.classifier import Classifier, ClassifierConfig
 from var_tutorial.config import tokenizer_preset
-from var_tutorial.metrics import (class_agreement, evaluate_generator, feature_statistics, fid_from_features,
+from var_tutorial.metrics import (class_agreement, evaluate_generator, sample_images, feature_statistics, fid_from_features,
                                   frechet_distance, inception_fid, sqrtm_psd)
 from var_tutorial.pretrained import save_weights, transformer_record
 from var_tutorial.train import training_set, transformer_config
@@ -113,7 +113,10 @@ def test_bad_evaluation_arguments(tiny_files, capsys):
         evaluate_generator(model, tokenizer, classifier, test, samples_per_class=0)
     with pytest.raises(ValueError, match=r"cfg_values=\[-1.0\]: expected one or more guidance strengths >= 0"):
         evaluate_generator(model, tokenizer, classifier, test, cfg_values=[-1], samples_per_class=1)
+    with pytest.raises(ValueError, match=r"batch_size=0: expected an integer >= 1 \(images generated per forward"):
+        sample_images(model, tokenizer, torch.tensor([0, 1]), cfg=1.0, batch_size=0)
     for argv, message in ((["--samples-per-class", "0"], "argument --samples-per-class: 0: expected an integer"),
+                          (["--batch-size", "0"], "argument --batch-size: 0: expected an integer >= 1"),
                           (["--cfg", "-1"], "argument --cfg: -1: expected a guidance strength >= 0"),
                           (["--model", "gpt"], "argument --model: invalid choice: 'gpt'")):
         with pytest.raises(SystemExit) as e:

@@ -193,3 +193,24 @@ def test_train_command(files, tmp_path, monkeypatch):
     model, tok = load_transformer(tmp_path / "raster.safetensors")
     assert model.cfg.kind == "raster" and tok.cfg.quantizer == "single"
     assert len(list((tmp_path / "data" / "cache").glob("tokens_toy_*.pt"))) == 2  # train and test
+
+
+@pytest.mark.parametrize("config, field, value, match", [
+    (TransformerTrainConfig, "batch_size", 0, r"batch_size=0: expected an integer >= 1"),
+    (TransformerTrainConfig, "steps", 0, r"steps=0: expected an integer >= 1"),
+    (TransformerTrainConfig, "lr", 0.0, r"lr=0.0: expected a learning rate > 0"),
+    (TransformerTrainConfig, "eval_every", -1, r"eval_every=-1: expected an integer >= 0"),
+    (TransformerTrainConfig, "batch_size", 2.5, r"batch_size=2.5: expected an integer >= 1"),
+    (train.TokenizerTrainConfig, "batch_size", 0, r"batch_size=0: expected an integer >= 1"),
+    (train.ClassifierTrainConfig, "epochs", 0, r"epochs=0: expected an integer >= 1"),
+    (train.ClassifierTrainConfig, "label_smoothing", -0.1, r"label_smoothing=-0.1: expected a number >= 0.0"),
+])
+def test_training_configs_refuse_bad_numbers(config, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        config(**{field: value})
+
+
+def test_train_command_refuses_batch_size_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "var", "--batch-size", "0"])
+    assert e.value.code == 2 and "argument --batch-size: 0: expected an integer >= 1" in capsys.readouterr().err

@@ -16,6 +16,28 @@ import dataclasses
 from dataclasses import dataclass
 
 
+def check_at_least(config, **lowest) -> None:
+    """Raise a ValueError naming the first field of config below its lowest allowed value.
+    An int bound asks for an integer, a float bound for any number:
+    ``check_at_least(tcfg, batch_size=1, lr=0.0)``. (lr is checked > 0 separately.)"""
+    for name, low in lowest.items():
+        value = getattr(config, name)
+        want_int = isinstance(low, int)
+        if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)) or value < low:
+            raise ValueError(f"{name}={value!r}: expected {'an integer' if want_int else 'a number'} >= {low}")
+
+
+def check_training_numbers(config) -> None:
+    """The checks every *TrainConfig shares: counts and periods, a positive learning rate."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    check_at_least(config, **{k: v for k, v in dict(
+        steps=1, epochs=1, batch_size=1, warmup_steps=0, ckpt_every=1, log_every=1, eval_every=0,
+        restart_every=0, seed=0, subset=0, weight_decay=0.0, min_lr_ratio=0.0, grad_clip=0.0,
+        label_smoothing=0.0, cutout=0).items() if k in fields})
+    if not (isinstance(config.lr, (int, float)) and config.lr > 0):
+        raise ValueError(f"lr={config.lr!r}: expected a learning rate > 0")
+
+
 def _check_schedule(patch_nums, latent_size: int, argument: str = "patch_nums") -> tuple[int, ...]:
     """A scale schedule must be positive, strictly increasing, and end at the latent size."""
     pns = tuple(int(p) for p in patch_nums)
@@ -118,6 +140,9 @@ class TokenizerTrainConfig(ConfigDict):
     seed: int = 0
     subset: int = 0  # >0: train on `subset` images spread evenly over the split (CPU quick mode)
     init_from: str = ""  # weights file to start from (a second, lower-lr stage), "" = from scratch
+
+    def __post_init__(self):
+        check_training_numbers(self)
 
 
 TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {

@@ -119,6 +119,8 @@ def sample_images(model, tokenizer, labels: torch.Tensor, cfg: float, batch_size
     uint8 (N, 3, S, S) on the CPU. Batch j draws from a generator seeded by (seed, j), so
     the same seed gives the same images, and every CFG strength of a sweep starts from the
     same random numbers."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1 (images generated per forward pass)")
     device = next(model.parameters()).device
     out = []
     for j, i in enumerate(tqdm(range(0, len(labels), batch_size), desc=f"sampling (cfg={cfg:g})", disable=not progress)):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .classifier import Classifier, ClassifierConfig, augment, cutout, features_and_logits
-from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig
+from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig, check_training_numbers
 from .data import data_root, load_split, sha256_file, to_float, toy_dataset
 from .metrics import class_agreement, psnr
 from .pretrained import load_tokenizer, read_weights, resolve, transformer_record
@@ -389,6 +389,9 @@ class TransformerTrainConfig(ConfigDict):
     seed: int = 0
     subset: int = 0  # >0: `subset` images of each split only, spread over the classes (CPU quick mode)
 
+    def __post_init__(self):
+        check_training_numbers(self)
+
 
 def transformer_config(kind: str, preset: str, tokenizer_cfg: TokenizerConfig, **overrides) -> TransformerConfig:
     """The preset's transformer, fitted to the tokenizer whose tokens it will learn: the same
@@ -572,6 +575,9 @@ class ClassifierTrainConfig(ConfigDict):
     log_every: int = 100
     seed: int = 0
     subset: int = 0
+
+    def __post_init__(self):
+        check_training_numbers(self)
 
 
 def train_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, device=None, compile=None,
