@@ -1,17 +1,22 @@
 """The command line, as a student runs it."""
 import json
+import re
 import subprocess
 import sys
 
 from var_tutorial.__main__ import main
 
 
-def test_quickstart_writes_the_reconstruction_figure(tmp_path, capsys):
+def test_quickstart_writes_reconstructions_samples_and_the_generation_strip(tmp_path, capsys):
     main(["quickstart", "--out", str(tmp_path), "--device", "cpu"])
     out = capsys.readouterr().out
-    png = tmp_path / "quickstart_reconstruction.png"
-    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("reconstruction", "class_grid", "generation_strip"):
+        png = tmp_path / f"quickstart_{name}.png"
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "k=6:" in out
+    # the shipped VAR, judged by the shipped classifier: most of its 80 samples show their class
+    agreement = int(re.search(r"names the class VAR was asked for in (\d+)% of these 80 samples", out).group(1))
+    assert agreement >= 60
 
 
 def test_eval_tokenizer_writes_results(tmp_path, monkeypatch):
@@ -43,11 +48,16 @@ def test_unknown_preset_is_refused():
 
 
 def test_quickstart_train_path_runs_within_its_budget(tmp_path, monkeypatch, capsys):
-    """`make quickstart ARGS=--train` on a GPU trains for minutes; here a 2-second budget
-    checks the whole path (train, export, reload, figure) on the CPU."""
-    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
-    main(["quickstart", "--train", "--minutes", "0.03", "--out", str(tmp_path), "--device", "cpu"])
-    assert (tmp_path / "tokenizer_cifar10.safetensors").exists()
+    """`make quickstart ARGS=--train` on a GPU trains for minutes; here a 2-second budget, 40
+    images and 2 samples per class check the whole path (train both, export, evaluate,
+    reload, figures) on the CPU."""
+    monkeypatch.delenv("VAR_TUTORIAL_RESULTS", raising=False)  # the default: results under --out
+    main(["quickstart", "--train", "--minutes", "0.03", "--subset", "40", "--samples-per-class", "2",
+          "--per-class", "2", "--out", str(tmp_path), "--device", "cpu"])
+    for name in ("tokenizer_cifar10", "var_cifar10"):
+        assert (tmp_path / f"{name}.safetensors").exists() and (tmp_path / "runs" / name / "ckpt.pt").exists()
+    evaluation = json.loads((tmp_path / "results" / "var_cifar10.json").read_text())["metrics"]
+    assert [e["cfg"] for e in evaluation["sweep"]] == [1, 4, 8, 16] and evaluation["samples_per_class"] == 2
     assert (tmp_path / "runs" / "tokenizer_cifar10" / "ckpt.pt").exists()
     assert (tmp_path / "quickstart_reconstruction.png").exists()
     assert json.loads((tmp_path / "results" / "train_tokenizer_cifar10.json").read_text())["metrics"]["history"]

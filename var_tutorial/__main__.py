@@ -1,7 +1,9 @@
 """Command line: ``python -m var_tutorial <command> --help``.
 
-    quickstart        reconstruct real CIFAR-10 test images with the shipped tokenizer (CPU, seconds);
-                      --train: train the tokenizer from scratch first (meant for a GPU)
+    quickstart        from the shipped weights (CPU, seconds): real CIFAR-10 test images rebuilt scale by
+                      scale, a class-conditional grid of VAR samples, and one sample per class growing
+                      coarse to fine; --train: train tokenizer and VAR from scratch first, and evaluate
+                      them (meant for a GPU)
     prepare-data      unpack and decode a data set archive into data/
     train-tokenizer   train the multi-scale (VAR) or single-scale tokenizer; export fp16 weights
     eval-tokenizer    PSNR per scale and codebook usage on a test split -> results/tokenizer_<dataset>.json
@@ -21,10 +23,11 @@ import torch
 
 from . import data
 from .data import REPO_ROOT
-from .classifier import Classifier, ClassifierConfig
+from .classifier import Classifier, ClassifierConfig, features_and_logits
 from .config import TokenizerTrainConfig, tokenizer_preset
-from .metrics import FID_CLS_NOTE, evaluate_generator, evaluate_tokenizer, inception_fid, sample_images
-from .pretrained import (PRETRAINED_DIR, REGISTRY, load_classifier, load_tokenizer, load_transformer, record_metrics,
+from .metrics import FID_CLS_NOTE, evaluate_generator, evaluate_tokenizer, inception_fid, psnr, sample_images
+from .pretrained import (PRETRAINED_DIR, REGISTRY, load_classifier, load_tokenizer, load_transformer, metrics_of,
+                         record_metrics,
                          resolve, save_weights, transformer_record)
 from .results import write_results
 from .train import (ClassifierTrainConfig, TransformerTrainConfig, pick_device, train_classifier, train_tokenizer,
@@ -208,35 +211,83 @@ def cmd_evaluate(args):
           f"wrote {path}")
 
 
-def cmd_quickstart(args):
-    from .viz import coarse_to_fine_figure
+def quickstart_train(args, out: Path) -> tuple[str, str]:
+    """quickstart --train: the tokenizer, then VAR, from scratch (half of --minutes each), then
+    their evaluation with the shipped classifier. Everything goes under out/ (results in
+    out/results), so the shipped weights and the committed results stay as they are."""
+    import os
 
+    os.environ.setdefault("VAR_TUTORIAL_RESULTS", str(out / "results"))
+    device = ["--device", args.device] if args.device else []
+    subset = ["--subset", str(args.subset)] if args.subset else []
+    half = f"{args.minutes / 2:g}"
+    tokenizer, var = out / "tokenizer_cifar10.safetensors", out / "var_cifar10.safetensors"
+    batch = "512" if pick_device(args.device).type == "cuda" else "32"
+    print(f"== 1/3 the multi-scale tokenizer ({half} min)")
+    main(["train-tokenizer", "--preset", "cifar10", "--minutes", half, "--out", str(out / "runs" / "tokenizer_cifar10"),
+          "--export", str(tokenizer), *subset, *device])
+    print(f"== 2/3 VAR on its tokens ({half} min)")
+    main(["train", "--model", "var", "--preset", "cifar10", "--tokenizer", str(tokenizer), "--minutes", half,
+          "--batch-size", batch, "--out", str(out / "runs" / "var_cifar10"), "--export", str(var), *subset, *device])
+    print("== 3/3 evaluation with the shipped classifier")
+    main(["evaluate", "--model", "var", "--weights", str(var), "--cfg", "1", "4", "8", "16",
+          "--samples-per-class", str(args.samples_per_class),
+          *(["--limit-real", str(args.subset)] if args.subset else []), *device])
+    return str(tokenizer), str(var)
+
+
+def cmd_quickstart(args):
     device = pick_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    if args.train:
-        targs = argparse.Namespace(preset="cifar10", quantizer="multiscale", dataset="cifar10", steps=20_000,
-                                   batch_size=256, lr=4e-4, seed=0, subset=0, log_every=0,
-                                   out=str(out / "runs" / "tokenizer_cifar10"),
-                                   device=args.device, no_compile=False, minutes=args.minutes, fresh=False,
-                                   init_from=None, warmup=None,
-                                   export=str(out / "tokenizer_cifar10.safetensors"))
-        cmd_train_tokenizer(targs)
-        tokenizer = load_tokenizer(targs.export, device=device)
-    else:
-        tokenizer = load_tokenizer("tokenizer_cifar10", device=device)
+    tokenizer_file, var_file = quickstart_train(args, out) if args.train else ("tokenizer_cifar10", "var_cifar10")
+    with torch.no_grad():
+        show_what_the_models_do(tokenizer_file, var_file, args, out, device)
+    print(f"wrote quickstart_reconstruction.png, quickstart_class_grid.png and quickstart_generation_strip.png "
+          f"to {out} in {time.time() - t0:.1f} s")
+
+
+def show_what_the_models_do(tokenizer_file, var_file, args, out: Path, device) -> None:
+    """The quickstart's three figures, from the given (shipped or just trained) weights."""
+    import matplotlib.pyplot as plt
+
+    from .sampling import generate_var
+    from .viz import class_grid, coarse_to_fine_figure
+
+    def save(fig, name):
+        fig.savefig(out / f"quickstart_{name}.png", dpi=120)
+        plt.close(fig)
+
+    names = data.class_names("cifar10")
+
+    # 1. what the tokenizer keeps: real test images rebuilt from the first k scales
+    tokenizer = load_tokenizer(tokenizer_file, device=device)
     images, labels = data.load_split("cifar10", "test")
     first_of_class = torch.stack([(labels == c).nonzero()[0, 0] for c in range(10)])  # one image per class
     x = data.to_float(images[first_of_class]).to(device)
     per_scale = tokenizer.reconstruct_per_scale(x)
-    fig = coarse_to_fine_figure(x, per_scale, tokenizer.patch_nums, row_labels=data.class_names("cifar10"))
-    path = out / "quickstart_reconstruction.png"
-    fig.savefig(path, dpi=120)
-    from .metrics import psnr
+    save(coarse_to_fine_figure(x, per_scale, tokenizer.patch_nums, row_labels=names), "reconstruction")
     print("PSNR of these 10 images after each scale:",
           ", ".join(f"k={k + 1}: {psnr(r, x).mean():.1f} dB" for k, r in enumerate(per_scale)))
-    print(f"wrote {path} in {time.time() - t0:.1f} s")
+
+    # 2. what VAR makes: new images of every class, and how one of them grows scale by scale
+    model, tokenizer = load_transformer(var_file, device=device)
+    cfg = args.cfg
+    if cfg is None:  # the strength with the best FID_cls, measured by evaluate and kept in the sidecar
+        cfg = metrics_of(var_file).get("cifar10_test", {}).get("best_cfg", 4.0)
+    labels = torch.arange(10, device=device).repeat_interleave(args.per_class)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    _, f_hats = generate_var(model, tokenizer.quantizer, labels, cfg=cfg, generator=generator, return_steps=True)
+    samples = tokenizer.fhat_to_img(f_hats[-1]).cpu()
+    save(class_grid(samples, labels.cpu(), names, per_class=args.per_class,
+                    title=f"VAR samples, cfg={cfg:g}, seed {args.seed}"), "class_grid")
+    first = torch.arange(10) * args.per_class  # the first sample of every class
+    steps = [tokenizer.fhat_to_img(f[first.to(device)]).cpu() for f in f_hats]
+    save(coarse_to_fine_figure(None, steps, tokenizer.patch_nums, row_labels=names), "generation_strip")
+    classifier = load_classifier("classifier_cifar10", device=device)
+    agree = (features_and_logits(classifier, data.to_uint8(samples))[1].argmax(1) == labels.cpu()).float().mean()
+    print(f"the classifier names the class VAR was asked for in {agree:.0%} of these {len(labels)} samples")
 
 
 def main(argv=None):
@@ -244,10 +295,18 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="reconstructions (and later samples) from the shipped weights")
+    q = sub.add_parser("quickstart", help="reconstructions, samples and a generation strip from the shipped weights")
     q.add_argument("--out", default=str(REPO_ROOT / "outputs"))
     q.add_argument("--train", action="store_true", help="train from scratch first (use a GPU)")
-    q.add_argument("--minutes", type=float, default=8.0, help="training time budget with --train")
+    q.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=8.0,
+                   help="with --train: the time budget, half for the tokenizer and half for VAR")
+    q.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), default=None,
+                   help="CFG strength of the samples (default: the best one measured by evaluate)")
+    q.add_argument("--per-class", type=at_least(1), default=8, help="samples of each class in the grid")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--subset", type=at_least(0), default=0, help="with --train: train on N images only (tests)")
+    q.add_argument("--samples-per-class", type=at_least(1), default=1000,
+                   help="with --train: samples per class for the evaluation")
     q.add_argument("--device", default=None)
     q.set_defaults(func=cmd_quickstart)
 
@@ -294,7 +353,7 @@ def main(argv=None):
     m.add_argument("--dataset", default=None, help="defaults to the preset's name ('toy' for the tiny preset)")
     budget = m.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=at_least(1), default=20_000)
-    budget.add_argument("--minutes", type=at_least(0.1, float, "a number"), default=None,
+    budget.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
                         help="time budget: sets the step count after timing the first steps")
     m.add_argument("--batch-size", type=at_least(1), default=256)
     m.add_argument("--lr", type=float, default=1e-3)
@@ -319,7 +378,7 @@ def main(argv=None):
     c = sub.add_parser("train-classifier", help="train the evaluation classifier (FID_cls, class agreement)")
     c.add_argument("--dataset", default="cifar10", help="cifar10, or 'toy' for generated images")
     c.add_argument("--epochs", type=at_least(1), default=40)
-    c.add_argument("--minutes", type=at_least(0.1, float, "a number"), default=None,
+    c.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
                    help="time budget: replaces --epochs by the steps that fit")
     c.add_argument("--batch-size", type=at_least(1), default=512)
     c.add_argument("--lr", type=float, default=0.4)

@@ -37,18 +37,22 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=
     return ax
 
 
-def coarse_to_fine_figure(originals: torch.Tensor, per_scale: list[torch.Tensor], patch_nums, row_labels=None):
-    """Rows = images; columns = the original, then the reconstruction from the first k scales."""
-    B, K = len(originals), len(per_scale)
-    fig, axes = plt.subplots(B, K + 1, figsize=(1.1 * (K + 1), 1.15 * B + 0.3), squeeze=False)
+def coarse_to_fine_figure(originals: torch.Tensor | None, per_scale: list[torch.Tensor], patch_nums, row_labels=None):
+    """Rows = images; columns = the original (if given), then the image from the first k scales:
+    a reconstruction (tokenizer.reconstruct_per_scale) or a sample as it is generated
+    (generate_var(..., return_steps=True), each f_hat decoded; originals=None)."""
+    B, K = len(per_scale[0]), len(per_scale)
+    first = 0 if originals is None else 1  # the column of scale k=1
+    fig, axes = plt.subplots(B, K + first, figsize=(1.1 * (K + first), 1.15 * B + 0.3), squeeze=False)
     for i in range(B):
-        cols = [originals[i]] + [per_scale[k][i] for k in range(K)]
+        cols = ([] if originals is None else [originals[i]]) + [per_scale[k][i] for k in range(K)]
         for j, img in enumerate(cols):
             ax = axes[i, j]
             ax.imshow(to_numpy_image(img), interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
-                ax.set_title("original" if j == 0 else f"k={j}\n{patch_nums[j - 1]}x{patch_nums[j - 1]}", fontsize=8)
+                k = j - first + 1
+                ax.set_title("original" if k == 0 else f"k={k}\n{patch_nums[k - 1]}x{patch_nums[k - 1]}", fontsize=8)
         if row_labels is not None:
             axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
     fig.tight_layout()
