@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from var_tutorial.results import tokenizer_table, training_table
+from var_tutorial.results import generation_table, read_results, tokenizer_table, training_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,3 +25,19 @@ def test_training_table_matches_results():
 def test_readme_names_the_two_commands():
     text = README.read_text()
     assert "make quickstart" in text and "make test" in text
+
+
+def test_generation_table_matches_results():
+    assert block("generation_cifar10") == generation_table().strip()
+
+
+def test_the_claims_hold_in_the_results_files():
+    """What the README says of the GPU runs, checked on the files the runs wrote."""
+    var, raster = (read_results(f"{m}_cifar10")["metrics"] for m in ("var", "raster"))
+    assert var["best_fid_cls"] <= 0.8 * raster["best_fid_cls"]  # next-scale beats next-token
+    assert var["max_class_agreement"] >= 0.80 and var["samples_per_class"] == 1000
+    assert var["classifier_test_accuracy"] >= 0.92
+    assert var["parameters_blocks_and_head"] == raster["parameters_blocks_and_head"]  # the same blocks
+    trained = [read_results(f"train_{m}_cifar10") for m in ("var", "raster")]
+    assert all(r["config"]["train"]["batch_size"] == 512 and "--minutes 5" in r["command"] for r in trained)
+    assert all(r["metrics"]["history"][-1]["seconds"] <= 600 for r in trained)  # each within 10 minutes

@@ -89,12 +89,41 @@ def tokenizer_table(name: str = "tokenizer_cifar10") -> str:
     return "\n".join(rows)
 
 
-def training_table(names=("train_tokenizer_cifar10", "train_tokenizer_cifar10_stage2", "train_vqvae_cifar10")) -> str:
+TRAINING_RUNS = ("train_tokenizer_cifar10", "train_tokenizer_cifar10_stage2", "train_vqvae_cifar10",
+                 "train_var_cifar10", "train_raster_cifar10", "train_classifier_cifar10")
+
+
+def training_table(names=TRAINING_RUNS) -> str:
     """The README's table of how the shipped weights were trained, from the training results files."""
     rows = ["| run | steps | batch | peak lr | minutes on the device | device | command |", "|---|---|---|---|---|---|---|"]
     for name in names:
         r = read_results(name)
         train, m = r["config"]["train"], r["metrics"]
-        rows.append(f"| `{name}` | {m['history'][-1]['step']:,} | {train['batch_size']} | {train['lr']:g} | "
+        steps = m["history"][-1]["step"]
+        rows.append(f"| `{name}` | {steps:,} | {train['batch_size']} | {train['lr']:g} | "
                     f"{m['train_seconds_this_run'] / 60:.1f} | {r['device'].split(' (')[0]} | `{r['command']}` |")
+    return "\n".join(rows)
+
+
+def generation_table(models=("var", "raster"), dataset: str = "cifar10") -> str:
+    """The README's table of VAR against the raster baseline, from results/<model>_<dataset>.json
+    (evaluate) and results/train_<model>_<dataset>.json (train)."""
+    rows = ["| model | parameters (blocks + head) | trained | best cfg | FID_cls at best cfg | class agreement there "
+            "| best class agreement | FID_cls at cfg 0 |", "|---|---|---|---|---|---|---|---|"]
+    best = {}
+    for model in models:
+        ev, tr = read_results(f"{model}_{dataset}"), read_results(f"train_{model}_{dataset}")
+        m, t = ev["metrics"], tr["metrics"]
+        at_0 = next(e["fid_cls"] for e in m["sweep"] if e["cfg"] == 0)
+        best[model] = m["best_fid_cls"]
+        rows.append(f"| {model} | {m['parameters'] / 1e6:.2f} M ({m['parameters_blocks_and_head'] / 1e6:.2f} M) | "
+                    f"{t['train_seconds_this_run'] / 60:.1f} min, {t['history'][-1]['step']:,} steps | {m['best_cfg']:g} | "
+                    f"{m['best_fid_cls']:.1f} | {m['best_class_agreement']:.1%} | {m['max_class_agreement']:.1%} | "
+                    f"{at_0:.1f} |")
+    if set(best) >= {"var", "raster"}:
+        rows.append(f"\nVAR's best FID_cls is **{best['var'] / best['raster']:.2f} ×** the raster baseline's.")
+    rows.append(f"FID_cls floor (the real test set against the real training set): "
+                f"{m['fid_cls_floor_test_vs_train']:.1f}. The judging classifier's own test accuracy: "
+                f"{m['classifier_test_accuracy']:.2%}. {m['samples_per_class']:,} samples per class, "
+                f"on {ev['device']}, commit `{ev['git_commit'][:8]}`: `{ev['command']}`.")
     return "\n".join(rows)
