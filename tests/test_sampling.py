@@ -133,7 +133,7 @@ def test_after_step_can_overwrite_tokens(var_model, vqvae):
 
 # -- errors that speak to a student ---------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(labels=[0, 10]), r"labels hold values in \[0, 10\]: expected classes in \[0, 9\]"),
+    (dict(labels=[0, 11]), r"labels hold values in \[0, 11\]: expected classes in \[0, 9\] \(num_classes=10\), or 10 for no class"),
     (dict(labels=[-1]), r"labels hold values in \[-1, -1\]"),
     (dict(labels=[]), "labels is empty"),
     (dict(labels=[[0, 1]]), r"labels has shape \(1, 2\)"),

@@ -17,6 +17,9 @@ reference code's ``t = cfg * si / (K - 1)``): the first scales fix the global la
 need diversity, the last ones fix the details, where guidance helps.
 
 Every random draw goes through ``generator``, so the same seed gives the same images.
+A label equal to ``num_classes`` asks for no class at all (the null class the model met
+in training through class dropout): both halves of the CFG batch are then the same, so
+guidance has no effect on those images.
 """
 from __future__ import annotations
 
@@ -172,8 +175,9 @@ def _check_args(model, labels, cfg, top_k, top_p, temperature, generator) -> tor
         raise ValueError(f"labels has shape {tuple(labels.shape)} and dtype {labels.dtype}: expected (B,) integer class labels")
     n = model.cfg.num_classes
     lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= n:
-        raise ValueError(f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] (num_classes={n})")
+    if lo < 0 or hi > n:
+        raise ValueError(f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] "
+                         f"(num_classes={n}), or {n} for no class")
     if cfg < 0:
         raise ValueError(f"cfg={cfg}: expected a guidance strength >= 0 (0 turns guidance off)")
     _check_top_k_top_p(top_k, top_p)
