@@ -241,15 +241,16 @@ def quickstart_train(args, out: Path) -> tuple[str, str]:
 
 def read_image(path: Path, size: int, resize: bool) -> torch.Tensor:
     """A PNG or JPEG file -> uint8 (3, size, size); a wrong size is an error unless resize."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.functional import center_crop, resize as resize_image
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize as resize_image
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
-        img = decode_image(str(path), mode=ImageReadMode.RGB)
-    except RuntimeError as e:
+        with Image.open(path) as pil:
+            img = pil_to_tensor(pil.convert("RGB"))  # uint8 (3, H, W)
+    except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"image {path} could not be decoded ({e}): expected a PNG or JPEG file") from None
     if tuple(img.shape[-2:]) != (size, size):
         if not resize:
