@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from var_tutorial.results import generation_table, read_results, tokenizer_table, training_table
+from var_tutorial.results import editing_table, generation_table, read_results, tokenizer_table, training_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -29,6 +29,10 @@ def test_readme_names_the_two_commands():
 
 def test_generation_table_matches_results():
     assert block("generation_cifar10") == generation_table().strip()
+
+
+def test_editing_table_matches_results():
+    assert block("editing_cifar10") == editing_table().strip()
 
 
 def test_the_claims_hold_in_the_results_files():

@@ -127,3 +127,27 @@ def generation_table(models=("var", "raster"), dataset: str = "cifar10") -> str:
                 f"{m['classifier_test_accuracy']:.2%}. {m['samples_per_class']:,} samples per class, "
                 f"on {ev['device']}, commit `{ev['git_commit'][:8]}`: `{ev['command']}`.")
     return "\n".join(rows)
+
+
+EDITING_TASKS = {"inpaint_centre": "in-paint the centre quarter", "inpaint_top_half": "in-paint the top half",
+                 "inpaint_bottom_half": "in-paint the bottom half", "outpaint_frame": "out-paint a frame",
+                 "class_edit_centre": "class edit of a centre box"}
+
+
+def editing_table(name: str = "editing_cifar10") -> str:
+    """The README's editing table, from results/<name>.json (eval-editing)."""
+    r = read_results(name)
+    m = r["metrics"]
+    rows = ["| task | region | VAR: PSNR outside (dB) | VAR + latent blend | VAR + pixel blend | raster | "
+            "VAR: class kept / target reached | VAR + latent blend | raster |", "|---|---|---|---|---|---|---|---|---|"]
+    for task, what in EDITING_TASKS.items():
+        t = m["tasks"][task]
+        verdict = "keeps_true_class" if t["labels"] == "none" else "target_class_rate"
+        methods = ("var", "var_blend_latent", "var_blend_pixel", "raster")
+        psnr = [f"{t[k]['psnr_outside_db']:.1f}" if t[k]["psnr_outside_db"] < 99 else "exact" for k in methods]
+        rows.append(f"| {what} | {t['mask_fraction']:.0%} | " + " | ".join(psnr) + " | "
+                    + " | ".join(f"{t[k][verdict]:.1%}" for k in ("var", "var_blend_latent", "raster")) + " |")
+    rows.append(f"\n{m['images']:,} test images (100 per class); class edits at cfg {m['cfg_for_class_edit']:g} "
+                f"towards every other class in turn; on {r['device']}, commit `{r['git_commit'][:8]}`: "
+                f"`{r['command']}`.")
+    return "\n".join(rows)
