@@ -1,5 +1,6 @@
 """The command line, as a student runs it."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_quickstart_train_path_runs_within_its_budget(tmp_path, monkeypatch, cap
         assert (tmp_path / f"{name}.safetensors").exists() and (tmp_path / "runs" / name / "ckpt.pt").exists()
     evaluation = json.loads((tmp_path / "results" / "var_cifar10.json").read_text())["metrics"]
     assert [e["cfg"] for e in evaluation["sweep"]] == [1, 4, 8, 16] and evaluation["samples_per_class"] == 2
+    assert "VAR_TUTORIAL_RESULTS" not in os.environ  # put back as it was
     assert (tmp_path / "runs" / "tokenizer_cifar10" / "ckpt.pt").exists()
     assert (tmp_path / "quickstart_reconstruction.png").exists()
     assert json.loads((tmp_path / "results" / "train_tokenizer_cifar10.json").read_text())["metrics"]["history"]

@@ -38,7 +38,9 @@ def test_editing_table_matches_results():
 def test_the_claims_hold_in_the_results_files():
     """What the README says of the GPU runs, checked on the files the runs wrote."""
     var, raster = (read_results(f"{m}_cifar10")["metrics"] for m in ("var", "raster"))
-    assert var["best_fid_cls"] <= 0.8 * raster["best_fid_cls"]  # next-scale beats next-token
+    assert var["best_fid_cls"] <= 0.8 * raster["best_fid_cls"]  # at equal training time (5 minutes)
+    stopped = read_results("raster_cifar10_1min")["metrics"]  # the raster model before it over-fits
+    assert stopped["best_fid_cls"] * 0.9 < var["best_fid_cls"] < stopped["best_fid_cls"]  # VAR ahead, by < 10%
     assert var["max_class_agreement"] >= 0.80 and var["samples_per_class"] == 1000
     assert var["classifier_test_accuracy"] >= 0.92
     assert var["parameters_blocks_and_head"] == raster["parameters_blocks_and_head"]  # the same blocks

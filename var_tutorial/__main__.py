@@ -219,24 +219,28 @@ def quickstart_train(args, out: Path) -> tuple[str, str]:
     out/results), so the shipped weights and the committed results stay as they are."""
     import os
 
-    os.environ.setdefault("VAR_TUTORIAL_RESULTS", str(out / "results"))
-    device = ["--device", args.device] if args.device else []
-    subset = ["--subset", str(args.subset)] if args.subset else []
-    half = f"{args.minutes / 2:g}"
-    tokenizer, var = out / "tokenizer_cifar10.safetensors", out / "var_cifar10.safetensors"
-    batch = "512" if pick_device(args.device).type == "cuda" else "32"
-    print(f"== 1/3 the multi-scale tokenizer ({half} min)")
-    main(["train-tokenizer", "--preset", "cifar10", "--minutes", half, "--out", str(out / "runs" / "tokenizer_cifar10"),
-          "--export", str(tokenizer), *subset, *device])
-    print(f"== 2/3 VAR on its tokens ({half} min)")
-    main(["train", "--model", "var", "--preset", "cifar10", "--tokenizer", str(tokenizer), "--minutes", half,
-          "--batch-size", batch, "--out", str(out / "runs" / "var_cifar10"), "--export", str(var), *subset, *device])
-    print("== 3/3 evaluation with the shipped classifier")
-    main(["evaluate", "--model", "var", "--weights", str(var), "--cfg", "1", "4", "8", "16",
-          "--samples-per-class", str(args.samples_per_class),
-          *(["--limit-real", str(args.subset)] if args.subset else []), *device])
+    before = os.environ.get("VAR_TUTORIAL_RESULTS")
+    os.environ["VAR_TUTORIAL_RESULTS"] = before or str(out / "results")
+    try:
+        device = ["--device", args.device] if args.device else []
+        subset = ["--subset", str(args.subset)] if args.subset else []
+        half = f"{args.minutes / 2:g}"
+        tokenizer, var = out / "tokenizer_cifar10.safetensors", out / "var_cifar10.safetensors"
+        batch = "512" if pick_device(args.device).type == "cuda" else "32"
+        print(f"== 1/3 the multi-scale tokenizer ({half} min)")
+        main(["train-tokenizer", "--preset", "cifar10", "--minutes", half, "--out", str(out / "runs" / "tokenizer_cifar10"),
+              "--export", str(tokenizer), *subset, *device])
+        print(f"== 2/3 VAR on its tokens ({half} min)")
+        main(["train", "--model", "var", "--preset", "cifar10", "--tokenizer", str(tokenizer), "--minutes", half,
+              "--batch-size", batch, "--out", str(out / "runs" / "var_cifar10"), "--export", str(var), *subset, *device])
+        print("== 3/3 evaluation with the shipped classifier")
+        main(["evaluate", "--model", "var", "--weights", str(var), "--cfg", "1", "4", "8", "16",
+              "--samples-per-class", str(args.samples_per_class),
+              *(["--limit-real", str(args.subset)] if args.subset else []), *device])
+    finally:  # leave the environment as it was (a notebook or a test may go on in this process)
+        if before is None:
+            del os.environ["VAR_TUTORIAL_RESULTS"]
     return str(tokenizer), str(var)
-
 
 
 def read_image(path: Path, size: int, resize: bool) -> torch.Tensor:
@@ -452,7 +456,7 @@ def main(argv=None):
     m.add_argument("--depth", type=at_least(1), default=None, help="override the preset's depth")
     m.add_argument("--width", type=at_least(1), default=None, help="override the preset's width")
     m.add_argument("--heads", type=at_least(1), default=None, help="override the preset's number of heads")
-    m.add_argument("--dropout", type=float, default=None, help="override the preset's dropout (0)")
+    m.add_argument("--dropout", type=float, default=None, help="override the preset's dropout (0.1 for cifar10)")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
     m.add_argument("--log-every", type=at_least(1), default=None, help="default 100")

@@ -15,6 +15,16 @@ from torchvision.utils import make_grid
 from .data import to_uint8
 
 
+def _finish(fig, ax, title: str | None = None):
+    """The last touches every line plot shares: a light grid, the legend, the title."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def to_numpy_image(img: torch.Tensor):
     """(3, H, W) float in [-1, 1] or uint8 -> (H, W, 3) uint8 array for imshow."""
     if img.is_floating_point():
@@ -175,12 +185,7 @@ def psnr_per_scale_figure(patch_nums, curves: dict, hline: dict | None = None, t
     ax.set_xticks(ks, [f"{k}\n{p}x{p}" for k, p in zip(ks, patch_nums)], fontsize=8)
     ax.set_xlabel("k: reconstruction from the first k scales (r_1..r_k)")
     ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title)
 
 
 def show(fig, format: str = "png", quality: int = 90):
@@ -314,5 +319,150 @@ def generation_cost_figure(costs: dict, title: str | None = None):
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# -- training curves of the transformers (notebook 05) --------------------------------------
+def per_scale_curves_figure(history: list[dict], patch_nums, keys=("loss", "accuracy"), title: str | None = None,
+                            hline: dict | None = None):
+    """A transformer's training curves, one colour per scale r_k (pn_k x pn_k), one panel per key.
+
+    history: train_transformer's list of dicts. Solid lines: the training entries'
+    f"{key}_per_scale" (K values each); dots on a dashed line: the validation entries'
+    f"val_{key}_per_scale", where present. hline = {key: (label, value)} draws a reference
+    line in that key's panel (for example ln V in the loss panel)."""
+    K = len(patch_nums)
+    colours = [plt.cm.tab10(k % 10) for k in range(K)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        curves = {style: [h for h in history if f"{prefix}{key}_per_scale" in h]
+                  for style, prefix in (("-", ""), ("--", "val_"))}
+        if not any(curves.values()):
+            raise ValueError(f"key={key!r}: no history entry has '{key}_per_scale' or 'val_{key}_per_scale'")
+        for style, entries in curves.items():
+            if not entries:
+                continue
+            prefix = "val_" if style == "--" else ""
+            for h in entries:
+                if len(h[f"{prefix}{key}_per_scale"]) != K:
+                    raise ValueError(f"step {h['step']}: {prefix}{key}_per_scale has "
+                                     f"{len(h[f'{prefix}{key}_per_scale'])} values, expected {K} (patch_nums={patch_nums})")
+            steps = [h["step"] for h in entries]
+            for k, pn in enumerate(patch_nums):
+                ax.plot(steps, [h[f"{prefix}{key}_per_scale"][k] for h in entries], color=colours[k], linestyle=style,
+                        marker="o" if style == "--" else None, markersize=3, linewidth=1.3)
+        if hline and key in hline:
+            ax.axhline(hline[key][1], color="gray", linestyle=":", linewidth=1)
+            ax.text(0.99, hline[key][1], f" {hline[key][0]}", transform=ax.get_yaxis_transform(),
+                    ha="right", va="bottom", fontsize=7, color="gray")
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # steps are whole numbers
+        ax.set_ylabel(f"{key} per scale")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colours[k], label=f"r_{k + 1}: {pn}x{pn}") for k, pn in enumerate(patch_nums)]
+    if any(f"{key}_per_scale" in h for h in history for key in keys):
+        handles.append(plt.Line2D([], [], color="gray", label="training"))
+    if any(f"val_{key}_per_scale" in h for h in history for key in keys):
+        handles.append(plt.Line2D([], [], color="gray", linestyle="--", marker="o", markersize=3, label="validation"))
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    return fig
+
+
+def train_val_figure(histories: dict, key: str = "loss", title: str | None = None):
+    """Training against validation for several runs: histories = {label: history}. Per run one
+    colour: a solid line for the training entries' `key`, dots on a dashed line for `val_{key}`,
+    and a star on the best validation value (the lowest loss, the highest accuracy)."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for (label, history), colour in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        train = [h for h in history if key in h]
+        val = [h for h in history if f"val_{key}" in h]
+        if not train and not val:
+            raise ValueError(f"run {label!r}: no history entry has {key!r} or 'val_{key}'")
+        ax.plot([h["step"] for h in train], [h[key] for h in train], color=colour, label=f"{label}: training")
+        if val:
+            ax.plot([h["step"] for h in val], [h[f"val_{key}"] for h in val], color=colour, linestyle="--",
+                    marker="o", markersize=3, label=f"{label}: validation")
+            best = (max if "accuracy" in key else min)(val, key=lambda h: h[f"val_{key}"])
+            ax.plot([best["step"]], [best[f"val_{key}"]], marker="*", markersize=12, color=colour,
+                    markeredgecolor="k", linestyle="none")
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_ylabel(key)
+    return _finish(fig, ax, title)
+
+
+# -- editing (notebook 07) ----------------------------------------------------------------
+def mask_overlay(images: torch.Tensor, mask: torch.Tensor, cell: int = 2) -> torch.Tensor:
+    """The images with the edit region (mask True / 1) covered by a grey checkerboard, the
+    usual picture of a hole: uint8 (B, 3, H, W). images: (B, 3, H, W) uint8 or in [-1, 1];
+    mask: (H, W), (B, H, W) or (B, 1, H, W)."""
+    imgs = (to_uint8(images) if images.is_floating_point() else images).cpu().float()
+    H, W = imgs.shape[-2:]
+    m = mask.float().cpu().reshape(-1, 1, H, W)
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    checker = torch.where(((yy // cell + xx // cell) % 2) == 0, 150.0, 200.0)  # (H, W)
+    return (imgs * (1 - m) + checker * m).round().to(torch.uint8)
+
+
+def token_masks_figure(masks: dict, patch_nums, pixel_masks: dict | None = None):
+    """Which tokens are regenerated at each scale: rows = masks ({name: [edit_1 .. edit_K]},
+    each (pn, pn) bool, e.g. editing.token_masks(...)[k][0]); columns = the pixel mask (if
+    pixel_masks={name: (H, W)} is given), then scale k = 1..K. White: regenerated; dark: kept."""
+    names, K = list(masks), len(patch_nums)
+    first = 0 if pixel_masks is None else 1
+    fig, axes = plt.subplots(len(names), K + first, figsize=(1.2 * (K + first) + 0.9, 1.25 * len(names) + 0.3),
+                             squeeze=False)
+    for i, name in enumerate(names):
+        panels = ([] if pixel_masks is None else [pixel_masks[name]]) + list(masks[name])
+        for j, m in enumerate(panels):
+            ax = axes[i, j]
+            m = m.float().cpu()
+            ax.imshow(m, cmap="gray", vmin=0, vmax=1.25, interpolation="nearest")
+            n = m.shape[-1]
+            if j >= first:  # the token grid
+                for t in range(1, n):
+                    ax.axhline(t - 0.5, color="tab:blue", linewidth=0.5)
+                    ax.axvline(t - 0.5, color="tab:blue", linewidth=0.5)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                k = j - first + 1
+                ax.set_title("pixel mask" if k == 0 else f"k={k}: {n}x{n}", fontsize=8)
+            if j >= first:
+                ax.set_xlabel(f"{int(m.sum())} of {n * n}", fontsize=7)
+        axes[i, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def edit_view_figure(original: torch.Tensor, mask: torch.Tensor, result: torch.Tensor, steps: list | None = None,
+                     patch_nums=None, title: str | None = None, result_label: str = "edited"):
+    """One edit: the original, the masked image and the result on top; with steps (the image
+    after each scale, [(3, H, W)] * K) and patch_nums, the scale-by-scale progression below.
+    original, result: (3, H, W) uint8 or in [-1, 1]; mask: (H, W)."""
+    K = 0 if steps is None else len(steps)
+    cols = max(3, K)
+    rows = 1 if steps is None else 2
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 0.2, 1.45 * rows + (0.35 if title else 0.1)),
+                             squeeze=False)
+    top = [("original", original), ("masked", mask_overlay(original[None], mask)[0]), (result_label, result)]
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.axis("off")
+    for ax, (name, img) in zip(axes[0], top):
+        ax.axis("on")
+        ax.imshow(to_numpy_image(img), interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+    for k in range(K):
+        ax = axes[1, k]
+        ax.axis("on")
+        ax.imshow(to_numpy_image(steps[k]), interpolation="nearest")
+        pn = patch_nums[k] if patch_nums is not None else None
+        ax.set_title(f"after k={k + 1}" + (f" ({pn}x{pn})" if pn else ""), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
