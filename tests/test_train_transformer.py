@@ -60,7 +60,8 @@ def run(files, kind, out, steps=40, **kw):
     tok = load_tokenizer(files[kind]["tokenizer"])
     cfg = transformer_config(kind, "tiny", tok.cfg)
     tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(files[kind]["tokenizer"]), steps=steps, batch_size=16,
-                                  lr=3e-3, warmup_steps=4, log_every=4, eval_every=8, ckpt_every=8)
+                                  lr=3e-3, warmup_steps=4, log_every=4, eval_every=8, ckpt_every=8,
+                                  keep_best=kw.pop("tcfg_keep_best", False))
     return train_transformer(cfg, tcfg, out, device="cpu", compile=kw.pop("compile", False), progress=False,
                              tokens=files[kind]["tokens"], val_tokens=files[kind]["val"], **kw)
 
@@ -214,3 +215,15 @@ def test_train_command_refuses_batch_size_zero(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--model", "var", "--batch-size", "0"])
     assert e.value.code == 2 and "argument --batch-size: 0: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_keep_best_returns_the_weights_of_the_lowest_validation_loss(files, tmp_path, monkeypatch):
+    """Early stopping: with validation losses 3, 1, 2 at steps 8, 16, 24, the run of 24 steps
+    returns the weights it had after step 16 (the same as a run of 24 steps stopped there)."""
+    fake = [3.0, 1.0, 2.0]
+    monkeypatch.setattr(train, "validate", lambda *a, **k: {"val_loss": fake.pop(0) if fake else 0.0})
+    model, history = run(files, "var", tmp_path / "best", steps=24, tcfg_keep_best=True)
+    assert history[-1] == {"step": 24, "restored_best_step": 16, "restored_best_val_loss": 1.0}
+    stopped, _ = run(files, "var", tmp_path / "stopped", steps=24, stop_after=16)  # the same schedule, 16 steps
+    for (name, a), b in zip(model.state_dict().items(), stopped.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -125,7 +125,8 @@ def cmd_train(args):
     cfg = transformer_config(args.model, args.preset, tokenizer.cfg, **sizes)
     dataset = args.dataset or ("toy" if args.preset == "tiny" else args.preset)
     tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
-                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset)
+                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
+                                  keep_best=args.keep_best)
     for key in ("warmup_steps", "log_every", "eval_every", "ckpt_every"):
         if getattr(args, key) is not None:
             setattr(tcfg, key, getattr(args, key))
@@ -142,7 +143,9 @@ def cmd_train(args):
     train_seconds = time.time() - t0
     last = next((h for h in reversed(history) if "loss" in h), {})
     val = next((h for h in reversed(history) if "val_loss" in h), {})
+    restored = history[-1].get("restored_best_step") if history else None
     summary = {"train_steps": history[-1]["step"] if history else 0, "train_seconds_this_run": round(train_seconds, 1),
+               **({"exported_weights_of_step": restored} if restored is not None else {}),
                "final_train_loss": last.get("loss"), "final_val_loss": val.get("val_loss"),
                "final_val_accuracy": val.get("val_accuracy")}
     export = Path(args.export or default_transformer_file(args.model, dataset))
@@ -465,6 +468,8 @@ def main(argv=None):
     m.add_argument("--out", default=None, help="checkpoint folder (default runs/<model>_<dataset>)")
     m.add_argument("--export", default=None, help="weights file to write (default data/pretrained/var_<dataset>."
                                                    "safetensors; runs/raster_<dataset>/ for raster)")
+    m.add_argument("--keep-best", action="store_true", help="export the weights of the lowest validation loss "
+                   "(early stopping) instead of the last ones")
     m.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     m.add_argument("--no-compile", action="store_true")
     m.add_argument("--device", default=None)

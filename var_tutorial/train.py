@@ -388,6 +388,7 @@ class TransformerTrainConfig(ConfigDict):
     eval_every: int = 1_000  # loss on the test split's tokens (no flips); 0 = never
     seed: int = 0
     subset: int = 0  # >0: `subset` images of each split only, spread over the classes (CPU quick mode)
+    keep_best: bool = False  # return (and export) the weights of the lowest validation loss: early stopping
 
     def __post_init__(self):
         check_training_numbers(self)
@@ -477,7 +478,9 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
     Checkpoints go to out_dir/ckpt.pt and record the tokenizer's config and sha256;
     tcfg is updated in place (the step count fixed by minutes, or the resumed run's config).
     History: every log_every steps, the loss and accuracy per scale averaged since the last
-    log; every eval_every steps the same on the validation tokens (keys val_*).
+    log; every eval_every steps the same on the validation tokens (keys val_*). With
+    tcfg.keep_best, the weights of the lowest validation loss so far travel in the checkpoint,
+    and the finished run returns them (a last history entry says from which step).
     """
     device, use_cuda = setup_device(device)
     ckpt_path = Path(out_dir) / "ckpt.pt"
@@ -493,13 +496,13 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
     model = build_transformer(cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(0.9, 0.95))
     L, K = cfg.num_tokens, len(cfg.patch_nums)
-    step, history, window = 0, [], empty_window(L, device)
+    step, history, window, best = 0, [], empty_window(L, device), None
     ck = load_checkpoint(ckpt_path, device, config=cfg.to_dict(), tokenizer=record["tokenizer"],
                          tokenizer_sha256=record["tokenizer_sha256"]) if resume else None
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        step, history, window = ck["step"], ck["history"], ck["window"]
+        step, history, window, best = ck["step"], ck["history"], ck["window"], ck.get("best")
         for key, value in ck["train_config"].items():
             setattr(tcfg, key, value)
         minutes = None  # the step count was fixed when the run started
@@ -546,14 +549,20 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
             loop.bar.set_postfix(loss=f"{entry['loss']:.3f}", acc=f"{entry['accuracy']:.3f}")
         if val_tokens is not None and tcfg.eval_every and (step % tcfg.eval_every == 0 or loop.finished):
             entry.update(validate(model, cfg, quantizer, val_tokens, scale_L, tcfg.batch_size))
+            if tcfg.keep_best and (best is None or entry["val_loss"] < best["val_loss"]):
+                best = {"step": step, "val_loss": entry["val_loss"],
+                        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
         if len(entry) > 1:
             history.append(entry)
         if step % tcfg.ckpt_every == 0 or loop.stopping:
             tcfg.steps = loop.total
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
-                            history=history, window=window, config=cfg.to_dict(), train_config=tcfg.to_dict(),
+                            history=history, window=window, best=best, config=cfg.to_dict(), train_config=tcfg.to_dict(),
                             tokenizer=record["tokenizer"], tokenizer_sha256=record["tokenizer_sha256"])
     loop.close()
+    if tcfg.keep_best and best is not None and loop.finished:
+        model.load_state_dict(best["model"])  # early stopping: the weights of the lowest validation loss
+        history.append({"step": step, "restored_best_step": best["step"], "restored_best_val_loss": best["val_loss"]})
     model.eval()
     return model, history
 
