@@ -269,17 +269,14 @@ def read_image(path: Path, size: int, resize: bool) -> torch.Tensor:
 
 
 def edit_mask(args, size: int) -> torch.Tensor:
-    from . import editing
+    from .editing import box_mask, region_mask
 
     if args.mask_file:
         m = read_image(args.mask_file, size, args.resize).float().mean(0) / 255  # white = regenerate
         return m > 0.5
     if args.box:
-        return editing.box_mask(size, *args.box)
-    return {"centre": lambda: editing.centre_box(size, 0.25), "top": lambda: editing.half_mask(size, "top"),
-            "bottom": lambda: editing.half_mask(size, "bottom"), "left": lambda: editing.half_mask(size, "left"),
-            "right": lambda: editing.half_mask(size, "right"),
-            "frame": lambda: editing.outpaint_mask(size, size // 2 + size // 8)}[args.region]()
+        return box_mask(size, *args.box)
+    return region_mask(size, args.region)
 
 
 def cmd_edit(args):

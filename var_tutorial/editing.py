@@ -87,14 +87,32 @@ def outpaint_mask(size: int, keep: int) -> torch.Tensor:
     return ~_centred(size, keep)
 
 
+REGIONS = ("centre", "top", "bottom", "left", "right", "frame", "box")  # named regions (CLI, editor)
+
+
+def region_mask(size: int, region: str = "centre", top: int = 8, left: int = 8, height: int = 16,
+                width: int = 16) -> torch.Tensor:
+    """A named region, (size, size) bool, True = regenerate: 'centre' (the middle quarter),
+    'top' / 'bottom' / 'left' / 'right' (a half), 'frame' (out-painting: keep the centre
+    20x20 of 32x32) or 'box' (top, left, height, width in pixels; the others ignore them).
+    These are the regions the measurements (editing_tasks) use."""
+    if region not in REGIONS:
+        raise ValueError(f"region={region!r}: expected one of {REGIONS}")
+    if region == "centre":
+        return centre_box(size, 0.25)
+    if region == "frame":
+        return outpaint_mask(size, size // 2 + size // 8)
+    if region == "box":
+        return box_mask(size, top, left, height, width)
+    return half_mask(size, region)
+
+
 def check_mask(mask, images: torch.Tensor) -> torch.Tensor:
     """The mask as (B, 1, S, S) floats in [0, 1] on the images' device, with clear errors."""
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask is a {type(mask).__name__}: expected a torch.Tensor (True = regenerate)")
     B, _, H, W = images.shape
-    m = mask.float() if mask.dtype == torch.bool else mask
-    if not m.is_floating_point():
-        m = m.float()
+    m = mask.float()
     if m.dim() == 2:
         m = m.expand(B, 1, *m.shape)
     elif m.dim() == 3:
@@ -219,10 +237,10 @@ def psnr_outside(edited: torch.Tensor, reference: torch.Tensor, mask: torch.Tens
 def editing_tasks(size: int) -> dict:
     """The evaluated tasks: name -> (mask (S, S), what the labels are)."""
     return {
-        "inpaint_centre": (centre_box(size, 0.25), "none"),  # the middle quarter, no class given
-        "inpaint_top_half": (half_mask(size, "top"), "none"),
-        "inpaint_bottom_half": (half_mask(size, "bottom"), "none"),
-        "outpaint_frame": (outpaint_mask(size, size // 2 + size // 8), "none"),  # keep the centre 20x20 of 32x32
+        "inpaint_centre": (region_mask(size, "centre"), "none"),  # the middle quarter, no class given
+        "inpaint_top_half": (region_mask(size, "top"), "none"),
+        "inpaint_bottom_half": (region_mask(size, "bottom"), "none"),
+        "outpaint_frame": (region_mask(size, "frame"), "none"),  # keep the centre 20x20 of 32x32
         "class_edit_centre": (centre_box(size, 0.47), "target"),  # 47% of the image, a new class
     }
 
@@ -257,9 +275,10 @@ def evaluate_editing(model: VAR, tokenizer, classifier, images_u8: torch.Tensor,
     device = next(model.parameters()).device
     out = {"images": len(labels), "cfg_for_class_edit": cfg, "threshold": 0.5, "seed": seed, "tasks": {}}
     methods = [("var", "none"), ("var", "latent"), ("var", "pixel")] + ([("raster", "none")] if raster else [])
-    jobs = [(t, m) for t in editing_tasks(S) for m in methods]
+    tasks = editing_tasks(S)
+    jobs = [(t, m) for t in tasks for m in methods]
     for task, (method, blend) in tqdm(jobs, desc="editing", disable=not progress):
-        mask, kind = editing_tasks(S)[task]
+        mask, kind = tasks[task]
         edited, refs = [], []
         for j, i in enumerate(range(0, len(labels), batch_size)):
             x = images_u8[i : i + batch_size]

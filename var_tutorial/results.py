@@ -105,6 +105,12 @@ def training_table(names=TRAINING_RUNS) -> str:
     return "\n".join(rows)
 
 
+def _run_name(model: str, dataset: str) -> str:
+    """"raster@1min" -> "raster_cifar10_1min": the results file of a model's variant."""
+    kind, _, suffix = model.partition("@")
+    return f"{kind}_{dataset}" + (f"_{suffix}" if suffix else "")
+
+
 def generation_table(models=("var", "raster", "raster@1min"), dataset: str = "cifar10") -> str:
     """The README's table of VAR against the raster baseline, from results/<model>_<dataset>.json
     (evaluate) and results/train_<model>_<dataset>.json (train); "raster@1min" reads
@@ -113,9 +119,7 @@ def generation_table(models=("var", "raster", "raster@1min"), dataset: str = "ci
             "| best class agreement | FID_cls at cfg 0 |", "|---|---|---|---|---|---|---|---|"]
     best = {}
     for model in models:
-        kind, _, suffix = model.partition("@")
-        name = f"{kind}_{dataset}" + (f"_{suffix}" if suffix else "")
-        ev, tr = read_results(name), read_results(f"train_{name}")
+        ev, tr = read_results(_run_name(model, dataset)), read_results(f"train_{_run_name(model, dataset)}")
         m, t = ev["metrics"], tr["metrics"]
         at_0 = next(e["fid_cls"] for e in m["sweep"] if e["cfg"] == 0)
         best[model] = m["best_fid_cls"]
@@ -132,8 +136,7 @@ def generation_table(models=("var", "raster", "raster@1min"), dataset: str = "ci
                 f"{m['classifier_test_accuracy']:.2%}. {m['samples_per_class']:,} samples per class, on {ev['device']}. "
                 "Commands:")
     for model in models:
-        kind, _, suffix = model.partition("@")
-        ev = read_results(f"{kind}_{dataset}" + (f"_{suffix}" if suffix else ""))
+        ev = read_results(_run_name(model, dataset))
         rows.append(f"- {model}: `{ev['command']}` (commit `{ev['git_commit'][:8]}`)")
     return "\n".join(rows)
 

@@ -18,9 +18,11 @@ import torch
 
 from .classifier import features_and_logits
 from .data import to_float, to_uint8
+from .editing import BLENDS, edit_var, psnr_outside
+from .editing import REGIONS as EDIT_REGIONS, region_mask as edit_region_mask  # the editor's region presets
 from .metrics import psnr
 from .sampling import generate_var
-from .viz import image_rows_figure, scale_view_figure, show
+from .viz import edit_view_figure, image_rows_figure, scale_view_figure, show
 
 
 @torch.no_grad()
@@ -219,27 +221,7 @@ def sampling_controls(model, tokenizer, class_names, classifier=None, label: int
 
 
 # -- the editor (notebook 07) -------------------------------------------------------------
-EDIT_REGIONS = ("centre", "top", "bottom", "left", "right", "frame", "box")  # the editor's region presets
 NO_CLASS = -1  # the editor's class drop-down value for "no class" (labels=None: the null class)
-
-
-def edit_region_mask(size: int, region: str = "centre", top: int = 8, left: int = 8, height: int = 16,
-                     width: int = 16) -> torch.Tensor:
-    """The editor's mask presets, (size, size) bool, True = regenerate: 'centre' (the middle
-    quarter, as in the measured in-painting), 'top' / 'bottom' / 'left' / 'right' (a half),
-    'frame' (out-painting: keep the centre 20x20 of 32x32, as measured) or 'box' (top, left,
-    height, width in pixels; the other presets ignore them)."""
-    from .editing import box_mask, editing_tasks, half_mask
-
-    if region not in EDIT_REGIONS:
-        raise ValueError(f"region={region!r}: expected one of {EDIT_REGIONS}")
-    if region == "centre":
-        return editing_tasks(size)["inpaint_centre"][0]
-    if region == "frame":
-        return editing_tasks(size)["outpaint_frame"][0]
-    if region == "box":
-        return box_mask(size, top, left, height, width)
-    return half_mask(size, region)
 
 
 @torch.no_grad()
@@ -249,8 +231,6 @@ def edit_one(model, tokenizer, image: torch.Tensor, mask: torch.Tensor, label=No
     'result' uint8 (3, S, S), 'steps' [uint8 (3, S, S)] * K (the image after each scale),
     'reference' uint8 (3, S, S) (the tokenizer's reconstruction) and 'psnr_outside' (dB, of the
     result against that reconstruction, over the kept pixels). label: None (no class) or a class."""
-    from .editing import edit_var, psnr_outside
-
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r}: expected an integer >= 0")
     if image.dim() != 3:
@@ -272,8 +252,6 @@ def editor_figure(model, tokenizer, image: torch.Tensor, region: str = "centre",
                   blend: str = "none", class_names=None):
     """The picture behind the editor, without widgets: (figure, edit) with edit from edit_one.
     Top row: the original, the masked image, the edit; below, the image after each scale."""
-    from .viz import edit_view_figure
-
     mask = edit_region_mask(image.shape[-1], region, top, left, height, width)
     edit = edit_one(model, tokenizer, image, mask, label, cfg, seed, blend)
     what = "no class" if label is None else (class_names[label] if class_names is not None else f"class {label}")
@@ -347,8 +325,6 @@ def editor(model, tokenizer, images: torch.Tensor, labels=None, class_names=None
     drop-downs. The other arguments are the controls' first values. Returns the widget: make
     it the last expression of a cell (or display() it). The picture is editor_figure's.
     """
-    from .editing import BLENDS
-
     n_cls = model.cfg.num_classes
     S = images.shape[-1]
     if images.dim() != 4:
