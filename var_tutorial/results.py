@@ -106,15 +106,16 @@ def training_table(names=TRAINING_RUNS) -> str:
 
 
 def _run_name(model: str, dataset: str) -> str:
-    """"raster@1min" -> "raster_cifar10_1min": the results file of a model's variant."""
+    """"raster@best" -> "raster_cifar10_best": the results file of a model's variant."""
     kind, _, suffix = model.partition("@")
     return f"{kind}_{dataset}" + (f"_{suffix}" if suffix else "")
 
 
-def generation_table(models=("var", "raster", "raster@1min"), dataset: str = "cifar10") -> str:
+def generation_table(models=("var", "raster", "raster@best"), dataset: str = "cifar10") -> str:
     """The README's table of VAR against the raster baseline, from results/<model>_<dataset>.json
-    (evaluate) and results/train_<model>_<dataset>.json (train); "raster@1min" reads
-    raster_<dataset>_1min.json, the raster model trained for 1.1 minutes, before it over-fits."""
+    (evaluate) and results/train_<model>_<dataset>.json (train); "raster@best" reads
+    raster_<dataset>_best.json, the raster model trained as long with early stopping
+    (`train --keep-best`: the weights of its lowest validation loss)."""
     rows = ["| model | parameters (blocks + head) | trained | best cfg | FID_cls at best cfg | class agreement there "
             "| best class agreement | FID_cls at cfg 0 |", "|---|---|---|---|---|---|---|---|"]
     best = {}
@@ -124,13 +125,15 @@ def generation_table(models=("var", "raster", "raster@1min"), dataset: str = "ci
         at_0 = next(e["fid_cls"] for e in m["sweep"] if e["cfg"] == 0)
         best[model] = m["best_fid_cls"]
         rows.append(f"| {model} | {m['parameters'] / 1e6:.2f} M ({m['parameters_blocks_and_head'] / 1e6:.2f} M) | "
-                    f"{t['train_seconds_this_run'] / 60:.1f} min, {t['history'][-1]['step']:,} steps | {m['best_cfg']:g} | "
+                    f"{t['train_seconds_this_run'] / 60:.1f} min, {t['history'][-1]['step']:,} steps"
+                    + (f", kept step {t['exported_weights_of_step']:,}" if "exported_weights_of_step" in t else "")
+                    + f" | {m['best_cfg']:g} | "
                     f"{m['best_fid_cls']:.1f} | {m['best_class_agreement']:.1%} | {m['max_class_agreement']:.1%} | "
                     f"{at_0:.1f} |")
     if set(best) >= {"var", "raster"}:
         rows.append(f"\nVAR's best FID_cls is **{best['var'] / best['raster']:.2f} ×** the raster baseline's at equal "
-                    "training time" + (f", and {best['var'] / best['raster@1min']:.2f} × that of the raster model "
-                                       "stopped after 1.1 minutes" if "raster@1min" in best else "") + ".")
+                    "training time" + (f", and {best['var'] / best['raster@best']:.2f} × that of the same raster "
+                                       "run with early stopping" if "raster@best" in best else "") + ".")
     rows.append(f"FID_cls floor (the real test set against the real training set): "
                 f"{m['fid_cls_floor_test_vs_train']:.1f}. The judging classifier's own test accuracy: "
                 f"{m['classifier_test_accuracy']:.2%}. {m['samples_per_class']:,} samples per class, on {ev['device']}. "
