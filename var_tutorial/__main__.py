@@ -13,6 +13,9 @@
                       -> results/<model>_<dataset>.json (FID_cls is NOT Inception FID: see evaluate --help)
     edit              zero-shot in-painting, out-painting or class editing of PNG/JPEG files with VAR
     eval-editing      the editing tasks measured on test images -> results/editing_<dataset>.json
+    scaling           a model-size sweep (depth d, width 64*d) on one token budget, with power-law fits
+                      -> results/scaling_<dataset>.json (resumable: finished models are skipped)
+    make-exercises    the student notebooks in notebooks/exercises/, generated from the solution notebooks
 """
 from __future__ import annotations
 
@@ -385,6 +388,24 @@ def show_what_the_models_do(tokenizer_file, var_file, args, out: Path, device) -
     print(f"the classifier names the class VAR was asked for in {agree:.0%} of these {len(labels)} samples")
 
 
+def cmd_scaling(args):
+    from .scaling import run_sweep, summary
+
+    record = run_sweep(depths=args.depths, raster_depths=args.raster_depths, dataset=args.dataset, preset=args.preset,
+                       steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                       width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
+                       compile=args.compile, results_name=args.results)
+    print(summary(record))
+
+
+def cmd_make_exercises(args):
+    from .exercises import make_exercises  # needs nbformat (the notebooks/test extras), so imported here
+
+    written = make_exercises(out_dir=args.out)
+    print(f"{len(written)} exercise notebooks; check one with: pytest --nbval-lax --nbval-current-env "
+          f"--nbval-sanitize-with notebooks/sanitize.cfg notebooks/exercises/<notebook>.ipynb")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m var_tutorial", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -546,6 +567,32 @@ def main(argv=None):
     ee.add_argument("--results", default=None)
     ee.add_argument("--device", default=None)
     ee.set_defaults(func=cmd_eval_editing)
+
+    sc = sub.add_parser("scaling", help="model-size sweep and power-law fits -> results/scaling_<dataset>.json",
+                        description="Train VAR at several depths d (width = width_per_depth * d, d heads) and the raster "
+                        "baseline at a few, all on the same token budget and schedule; measure test loss and token "
+                        "error rate; fit L = (beta X)^alpha for X = parameters and X = training FLOPs. Each finished "
+                        "model is appended to the results file, and models already there are skipped.")
+    sc.add_argument("--preset", default="cifar10")
+    sc.add_argument("--dataset", default="cifar10")
+    sc.add_argument("--depths", type=at_least(1), nargs="+", default=[2, 3, 4, 5, 6, 8])
+    sc.add_argument("--raster-depths", type=at_least(1), nargs="*", default=[2, 3, 4])
+    sc.add_argument("--width-per-depth", type=at_least(1), default=64, help="64 in the paper")
+    sc.add_argument("--steps", type=at_least(1), default=1500, help="the same for every model")
+    sc.add_argument("--batch-size", type=at_least(1), default=256)
+    sc.add_argument("--lr", type=at_least(0.0, float, "a learning rate"), default=1e-3)
+    sc.add_argument("--warmup-steps", type=at_least(0), default=150)
+    sc.add_argument("--subset", type=at_least(0), default=0, help="images per split (0: all); for a quick CPU run")
+    sc.add_argument("--compile", action="store_true", help="torch.compile every model (slow to start: off by default)")
+    sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")
+    sc.add_argument("--device", default=None)
+    sc.set_defaults(func=cmd_scaling)
+
+    mx = sub.add_parser("make-exercises", help="generate the student exercise notebooks from the solution notebooks",
+                        description="Write notebooks/exercises/<notebook>.ipynb for every solution notebook with "
+                        "'### BEGIN SOLUTION' markers (var_tutorial/exercises.py); unchanged files are not rewritten.")
+    mx.add_argument("--out", default=None, help="folder to write to (default notebooks/exercises)")
+    mx.set_defaults(func=cmd_make_exercises)
 
     args = p.parse_args(argv)
     args.func(args)

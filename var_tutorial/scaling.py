@@ -1,0 +1,220 @@
+"""Scaling laws: train a family of models of growing size, fit L = (beta * X)^alpha.
+
+The paper (Sec. 5) trains VAR at depths 6..30 with width 64*d and d heads and finds
+that test loss and token error rate fall as power laws of the parameter count N and of
+the training compute C, with Pearson correlations near -0.998 in log-log space. This
+module does the same experiment at classroom scale:
+
+    family      depth d, width 64*d, d heads (the paper's rule), d = 2..8 here
+    budget      every model sees the same tokens: the same steps, batch and schedule
+    measure     test loss and test token error rate (1 - accuracy) on the CIFAR-10 test tokens
+    compute     FLOPs of one training step counted by torch's FlopCounterMode, times the steps
+    fit         least squares on log L = alpha * log beta + alpha * log X,
+                with the standard errors of alpha and beta and the Pearson r
+
+Each finished model is appended to results/scaling_<dataset>.json at once, so a sweep
+may span several GPU commands: models already in the file are skipped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from .data import REPO_ROOT
+from .pretrained import load_tokenizer
+from .results import read_results, results_dir, write_results
+from .train import (TransformerTrainConfig, setup_device, token_cache, train_transformer, transformer_config,
+                    validate)
+from .transformer import TransformerConfig, build_transformer, count_params, scale_index
+
+TOKENIZERS = {"var": "tokenizer_{dataset}", "raster": "vqvae_{dataset}"}  # which tokens each model learns
+
+
+def family_config(kind: str, depth: int, tokenizer_cfg, preset: str = "cifar10", width_per_depth: int = 64,
+                  dropout: float = 0.0) -> TransformerConfig:
+    """The sweep's model of a given depth: width = width_per_depth * depth, heads = depth
+    (so every head is width_per_depth wide), fitted to the tokenizer like the preset."""
+    if depth < 1:
+        raise ValueError(f"depth={depth}: expected a positive integer")
+    if width_per_depth < 1:
+        raise ValueError(f"width_per_depth={width_per_depth}: expected a positive integer (64 in the paper)")
+    return transformer_config(kind, preset, tokenizer_cfg, depth=depth, width=width_per_depth * depth, heads=depth,
+                              dropout=dropout)
+
+
+def training_flops_per_sequence(cfg: TransformerConfig) -> int:
+    """FLOPs of one training sequence (one image), forward and backward, counted by torch.
+
+    The model runs once on the CPU with batch 1 under FlopCounterMode, which adds up the
+    matrix multiplications (2 FLOPs per multiply-add) of every linear layer and of the
+    attention (SDPA on its math path, so that its two matmuls are counted too). The mask
+    is not exploited, as in the kernels that really run. Element-wise work (norms, GELU,
+    softmax) is left out, as in the usual 6·N·tokens estimate that this count refines.
+    """
+    model = build_transformer(cfg).train()
+    L = cfg.num_tokens
+    label = torch.zeros(1, dtype=torch.long)
+    x = torch.zeros(1, L - 1, cfg.latent_channels) if cfg.kind == "var" else torch.zeros(1, L, dtype=torch.long)
+    counter = FlopCounterMode(display=False)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        model(label, x).sum().backward()
+    return int(counter.get_total_flops())
+
+
+def fit_power_law(x, y) -> dict:
+    """Fit y = (beta * x)^alpha by least squares in log-log space.
+
+    log y = alpha * log x + alpha * log beta is a straight line with slope alpha and
+    intercept a = alpha * log beta, so beta = exp(a / alpha). Returns alpha, beta, their
+    standard errors (beta's by the delta method), log10 beta with its standard error (beta
+    itself under- or overflows when alpha is small), the Pearson correlation r of log x and
+    log y, and n. Needs at least 3 points (2 would fit any line exactly).
+    """
+    lx, ly = (torch.as_tensor(v, dtype=torch.float64).log() for v in (x, y))
+    n = len(lx)
+    if n < 3 or len(ly) != n:
+        raise ValueError(f"got {n} x values and {len(ly)} y values: expected the same number, at least 3")
+    if not (torch.isfinite(lx).all() and torch.isfinite(ly).all()):
+        raise ValueError("x and y must be positive numbers (the fit is made in log-log space)")
+    mx, my = lx.mean(), ly.mean()
+    sxx, sxy, syy = ((lx - mx) ** 2).sum(), ((lx - mx) * (ly - my)).sum(), ((ly - my) ** 2).sum()
+    alpha = sxy / sxx
+    a = my - alpha * mx
+    resid = ly - (a + alpha * lx)
+    s2 = (resid ** 2).sum() / (n - 2)  # the residuals' variance
+    se_alpha = (s2 / sxx).sqrt()
+    se_a = (s2 * (1 / n + mx ** 2 / sxx)).sqrt()
+    cov_a_alpha = -mx * s2 / sxx
+    log_beta = a / alpha
+    # delta method for log beta = a / alpha: gradient (1/alpha, -a/alpha^2)
+    var_log_beta = (se_a ** 2 / alpha ** 2 + a ** 2 * se_alpha ** 2 / alpha ** 4
+                    - 2 * a * cov_a_alpha / alpha ** 3)
+    beta = log_beta.exp()
+    se_log10_beta = var_log_beta.clamp(min=0).sqrt() / math.log(10)
+    return {"alpha": alpha.item(), "alpha_se": se_alpha.item(), "beta": beta.item(),
+            "beta_se": (beta * se_log10_beta * math.log(10)).item(),
+            "log10_beta": (log_beta / math.log(10)).item(), "log10_beta_se": se_log10_beta.item(),
+            "pearson_r": (sxy / (sxx * syy).sqrt()).item(), "n": n}
+
+
+def power_law(x, alpha: float, beta: float):
+    """y = (beta * x)^alpha, for plotting a fit."""
+    return (beta * torch.as_tensor(x, dtype=torch.float64)) ** alpha
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points (compute, loss) that no other point beats on both: the lowest
+    loss reached for at most that much compute, in order of compute."""
+    order = sorted(range(len(points)), key=lambda i: points[i])
+    front, best = [], math.inf
+    for i in order:
+        if points[i][1] < best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def fits(entries: list[dict], kind: str = "var") -> dict:
+    """The power laws of one model kind's entries: test loss and error rate against
+    parameters and against training compute (each needs >= 3 models)."""
+    rows = sorted((e for e in entries if e["kind"] == kind), key=lambda e: e["parameters"])
+    out = {}
+    for y in ("test_loss", "test_error", "test_loss_last_scale"):
+        for x in ("parameters", "train_flops"):
+            out[f"{y}_vs_{x}"] = fit_power_law([e[x] for e in rows], [e[y] for e in rows])
+    return out
+
+
+def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
+    return entry["kind"] == kind and entry["depth"] == depth and all(entry[k] == v for k, v in budget.items())
+
+
+def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
+              steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
+              width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
+              results_name: str | None = None, out_dir=None, progress: bool = True, log=print,
+              tokenizers: dict | None = None, caches: dict | None = None) -> dict:
+    """Train and measure every model of the family; returns the results record.
+
+    Every model gets the same budget (steps x batch_size sequences, the same schedule and
+    seed). After each model the results file is rewritten with everything so far, and the
+    fits when there are >= 3 models of a kind; models already there are skipped (resume).
+    Models run from the smallest to the largest, so that a sweep cut short by a time limit
+    has the cheap ones. tokenizers ({"var": file, "raster": file}) and caches ({kind:
+    (train tokens, test tokens)}) replace the data set's defaults (the tests use toy ones).
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name}={value}: expected a positive integer")
+    if len(set(depths)) < 3:
+        raise ValueError(f"depths={tuple(depths)}: expected at least 3 different depths to fit a power law")
+    device, _ = setup_device(device)
+    name = results_name or f"scaling_{dataset}"
+    try:
+        entries = read_results(name)["metrics"]["models"]
+    except FileNotFoundError:
+        entries = []
+    budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps, "subset": subset}
+    out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
+    plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
+                  key=lambda kd: (kd[1], kd[0] == "var"))
+    tokenizers = {k: v.format(dataset=dataset) for k, v in TOKENIZERS.items()} | (tokenizers or {})
+    caches = dict(caches or {})
+    for kind, depth in plan:
+        if any(_same_run(e, kind, depth, budget) for e in entries):
+            log(f"{kind} depth {depth}: already in {name}.json, skipped")
+            continue
+        tok_file = tokenizers[kind]
+        if kind not in caches:
+            train = token_cache(tok_file, dataset, "train", subset, device, progress=progress)
+            test = token_cache(tok_file, dataset, "test", subset, device, progress=progress)
+            caches[kind] = (train, tuple(t[: len(t) // 2] for t in test))  # the unflipped test images
+        tokenizer = load_tokenizer(tok_file, device=device)
+        cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth)
+        tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size, lr=lr,
+                                      warmup_steps=warmup_steps, eval_every=0, log_every=max(1, steps // 10),
+                                      ckpt_every=steps, subset=subset)
+        t0 = time.time()
+        model, history = train_transformer(cfg, tcfg, out_dir / f"{kind}_d{depth}", device=device, compile=compile,
+                                           resume=False, progress=progress, tokens=caches[kind][0])
+        seconds = time.time() - t0
+        scale_L = scale_index(cfg.patch_nums).to(device)
+        test = validate(model, cfg, tokenizer.quantizer, tuple(t.to(device) for t in caches[kind][1]), scale_L,
+                        batch_size)
+        flops = training_flops_per_sequence(cfg)
+        blocks = count_params(model.blocks) + count_params(model.head)
+        entry = {"kind": kind, "depth": depth, "width": cfg.width, "heads": cfg.heads, **budget,
+                 "parameters": count_params(model), "parameters_blocks_and_head": blocks,
+                 "tokens_per_sequence": cfg.num_tokens, "flops_per_sequence": flops,
+                 "train_flops": flops * steps * batch_size, "train_seconds": round(seconds, 1),
+                 "final_train_loss": next(h["loss"] for h in reversed(history) if "loss" in h),
+                 "test_loss": test["val_loss"], "test_error": 1 - test["val_accuracy"],
+                 "test_loss_last_scale": test["val_loss_per_scale"][-1],
+                 "test_loss_per_scale": test["val_loss_per_scale"]}
+        entries.append(entry)
+        log(f"{kind} depth {depth}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['train_flops']:.3g} FLOPs, "
+            f"test loss {entry['test_loss']:.4f}, error {entry['test_error']:.4f} ({seconds:.0f} s)")
+        record = {"models": entries, "fits": {k: fits(entries, k) for k in ("var", "raster")
+                                              if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}}
+        write_results(name, record, config={"budget": budget, "width_per_depth": width_per_depth,
+                                                   "dataset": dataset, "preset": preset}, device=device)
+    return read_results(name, results_dir()) if entries else {}
+
+
+def summary(record: dict) -> str:
+    """A few lines a person can read: each model, then each fit with its uncertainty."""
+    lines = []
+    for e in sorted(record["metrics"]["models"], key=lambda e: (e["kind"], e["parameters"])):
+        lines.append(f"{e['kind']:6s} d={e['depth']:2d} w={e['width']:4d}  {e['parameters'] / 1e6:6.2f} M  "
+                     f"{e['train_flops']:.2e} FLOPs  test loss {e['test_loss']:.4f}  error {e['test_error']:.4f}")
+    for kind, f in record["metrics"].get("fits", {}).items():
+        for key, fit in f.items():
+            lines.append(f"{kind}: {key}: alpha = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f}, "
+                         f"beta = {fit['beta']:.3g} ± {fit['beta_se']:.2g}, r = {fit['pearson_r']:.4f}")
+    return "\n".join(lines)
