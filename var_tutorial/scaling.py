@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .data import REPO_ROOT
 from .pretrained import load_tokenizer
-from .results import read_results, results_dir, write_results
+from .results import read_results, write_results
 from .train import (TransformerTrainConfig, setup_device, token_cache, train_transformer, transformer_config,
                     validate)
 from .transformer import TransformerConfig, build_transformer, count_params, scale_index
@@ -138,8 +138,8 @@ def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
               steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
               width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
-              results_name: str | None = None, out_dir=None, progress: bool = True, log=print,
-              tokenizers: dict | None = None, caches: dict | None = None) -> dict:
+              results_name: str | None = None, results_folder=None, out_dir=None, progress: bool = True,
+              log=print, tokenizers: dict | None = None, caches: dict | None = None) -> dict:
     """Train and measure every model of the family; returns the results record.
 
     Every model gets the same budget (steps x batch_size sequences, the same schedule and
@@ -147,17 +147,18 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     fits when there are >= 3 models of a kind; models already there are skipped (resume).
     Models run from the smallest to the largest, so that a sweep cut short by a time limit
     has the cheap ones. tokenizers ({"var": file, "raster": file}) and caches ({kind:
-    (train tokens, test tokens)}) replace the data set's defaults (the tests use toy ones).
+    (train tokens, test tokens)}) replace the data set's defaults (the tests use toy ones);
+    results_folder replaces results/ (the notebook's live sweep writes under runs/).
     """
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name}={value}: expected a positive integer")
-    if len(set(depths)) < 3:
-        raise ValueError(f"depths={tuple(depths)}: expected at least 3 different depths to fit a power law")
+    if not depths:
+        raise ValueError("depths=(): expected at least one VAR depth (and 3 or more to fit a power law)")
     device, _ = setup_device(device)
     name = results_name or f"scaling_{dataset}"
     try:
-        entries = read_results(name)["metrics"]["models"]
+        entries = read_results(name, results_folder)["metrics"]["models"]
     except FileNotFoundError:
         entries = []
     budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps, "subset": subset}
@@ -203,8 +204,9 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         record = {"models": entries, "fits": {k: fits(entries, k) for k in ("var", "raster")
                                               if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}}
         write_results(name, record, config={"budget": budget, "width_per_depth": width_per_depth,
-                                                   "dataset": dataset, "preset": preset}, device=device)
-    return read_results(name, results_dir()) if entries else {}
+                                                   "dataset": dataset, "preset": preset}, device=device,
+                      out_dir=results_folder)
+    return read_results(name, results_folder) if entries else {}
 
 
 def summary(record: dict) -> str:
