@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from torchvision.utils import make_grid
@@ -466,3 +467,60 @@ def edit_view_figure(original: torch.Tensor, mask: torch.Tensor, result: torch.T
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# -- scaling laws (notebook 08) -------------------------------------------------------------
+SCALING_AXES = {"parameters": "parameters N", "train_flops": "training compute C (FLOPs)",
+                "test_loss": "test loss (nats per token)", "test_error": "test token error rate",
+                "test_loss_last_scale": "test loss, last scale only"}
+
+
+def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_loss", kinds=("var", "raster"),
+                   fit_depths: dict | None = None, pareto: bool = False, title: str | None = None, ax=None):
+    """One scaling plot on log-log axes: every model of the sweep (results/scaling_*.json,
+    metrics["models"]) as a point, and for every kind with 3 or more models in the fit the
+    power law L = (beta X)^alpha fitted to them, its exponent and Pearson r in the legend.
+
+    fit_depths: {kind: depths that enter the fit} (default: all of them); the others are drawn
+    hollow. pareto: also draw the Pareto frontier, the lowest y reached for at most that x.
+    """
+    from .scaling import fit_power_law, pareto_front, power_law  # scaling imports train; only needed here
+
+    for key in (x, y):
+        if key not in SCALING_AXES:
+            raise ValueError(f"{key!r}: expected one of {sorted(SCALING_AXES)}")
+    fig, ax = plt.subplots(figsize=(5.2, 3.6)) if ax is None else (ax.figure, ax)
+    colours = {"var": "tab:blue", "raster": "tab:orange"}
+    for kind in kinds:
+        rows = sorted((m for m in models if m["kind"] == kind), key=lambda m: m[x])
+        if not rows:
+            continue
+        chosen = set((fit_depths or {}).get(kind, [m["depth"] for m in rows]))
+        xs, ys = [m[x] for m in rows], [m[y] for m in rows]
+        inside = [m["depth"] in chosen for m in rows]
+        colour = colours.get(kind, "tab:gray")
+        ax.scatter([a for a, i in zip(xs, inside) if i], [b for b, i in zip(ys, inside) if i], color=colour, zorder=3,
+                   label=f"{kind} models")
+        if not all(inside):
+            ax.scatter([a for a, i in zip(xs, inside) if not i], [b for b, i in zip(ys, inside) if not i],
+                       facecolors="none", edgecolors=colour, zorder=3, label=f"{kind}, left out of the fit")
+        for m, a, b in zip(rows, xs, ys):
+            ax.annotate(f"d{m['depth']}", (a, b), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        fx = [a for a, i in zip(xs, inside) if i]
+        if len(fx) >= 3:
+            fit = fit_power_law(fx, [b for b, i in zip(ys, inside) if i])
+            grid = torch.logspace(float(np.log10(min(xs))), float(np.log10(max(xs))), 50, dtype=torch.float64)
+            ax.plot(grid, power_law(grid, fit["alpha"], fit["beta"]), "--", color=colour,
+                    label=f"fit: alpha = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f}, r = {fit['pearson_r']:.3f}")
+        if pareto:
+            front = pareto_front(list(zip(xs, ys)))
+            ax.step([xs[i] for i in front], [ys[i] for i in front], where="post", color=colour, alpha=0.4,
+                    linewidth=3, label=f"{kind}: Pareto frontier")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.yaxis,):  # plain numbers: the losses span less than a decade
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+    ax.set_xlabel(SCALING_AXES[x])
+    ax.set_ylabel(SCALING_AXES[y])
+    return _finish(fig, ax, title)

@@ -368,3 +368,62 @@ def editor(model, tokenizer, images: torch.Tensor, labels=None, class_names=None
         return editor_figure(model, tokenizer, images[index], class_names=class_names, **values)
 
     return Editor(draw, controls)
+
+
+# -- the scaling-law fit (notebook 08) ------------------------------------------------------
+class ScalingFit(widgets.VBox):
+    """The UI that scaling_fit returns: a check box per VAR model, the plots below.
+
+    boxes: {depth: Checkbox}; fit: the last fit of test loss against parameters (a dict of
+    scaling.fit_power_law, or None when fewer than 3 models are ticked); message: the line
+    printed above the plots.
+    """
+
+    def __init__(self, models: list[dict], kind: str):
+        from .scaling import fit_power_law
+
+        self.models, self.kind, self.fit, self._fit_power_law = models, kind, None, fit_power_law
+        depths = sorted({m["depth"] for m in models if m["kind"] == kind})
+        self.boxes = {d: widgets.Checkbox(value=True, description=f"d={d}", indent=False, layout={"width": "70px"})
+                      for d in depths}
+        self.output = widgets.Output()
+        super().__init__([widgets.HBox(list(self.boxes.values())), self.output])
+        for box in self.boxes.values():
+            box.observe(lambda change: self.redraw(), names="value")
+        self.redraw()
+
+    def chosen(self) -> list[int]:
+        return [d for d, box in self.boxes.items() if box.value]
+
+    def redraw(self) -> None:
+        from .viz import scaling_figure
+
+        depths = self.chosen()
+        rows = sorted((m for m in self.models if m["kind"] == self.kind and m["depth"] in depths),
+                      key=lambda m: m["parameters"])
+        self.fit = (self._fit_power_law([m["parameters"] for m in rows], [m["test_loss"] for m in rows])
+                    if len(rows) >= 3 else None)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for ax, x in zip(axes, ("parameters", "train_flops")):
+            scaling_figure(self.models, x=x, kinds=(self.kind,), fit_depths={self.kind: depths}, ax=ax)
+        if self.fit is None:
+            self.message = f"tick at least 3 models to fit a power law ({len(rows)} ticked)"
+        else:
+            self.message = (f"{len(rows)} models, {rows[0]['parameters'] / 1e6:.2f}-{rows[-1]['parameters'] / 1e6:.2f} M "
+                            f"parameters: alpha = {self.fit['alpha']:.4f} ± {self.fit['alpha_se']:.4f}, "
+                            f"Pearson r = {self.fit['pearson_r']:.4f}")
+        self.output.clear_output(wait=True)
+        with self.output:
+            print(self.message)
+            show(fig)
+
+
+def scaling_fit(models: list[dict], kind: str = "var") -> ScalingFit:
+    """Choose which model sizes enter the power-law fit: tick or untick a depth and the fit of
+    test loss against parameters and against compute is redone and redrawn (no training).
+
+    models: results/scaling_<dataset>.json's metrics["models"]. Returns the widget.
+    """
+    if not any(m["kind"] == kind for m in models):
+        raise ValueError(f"kind={kind!r}: no such models in the sweep (it has {sorted({m['kind'] for m in models})})")
+    return ScalingFit(models, kind)
