@@ -2,7 +2,8 @@
 import re
 from pathlib import Path
 
-from var_tutorial.results import editing_table, generation_table, read_results, tokenizer_table, training_table
+from var_tutorial.results import (editing_table, generation_table, read_results, scaling_table, tokenizer_table,
+                                  training_table)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -54,3 +55,21 @@ def test_the_claims_hold_in_the_results_files():
     trained = [read_results(f"train_{m}_cifar10") for m in ("var", "raster")]
     assert all(r["config"]["train"]["batch_size"] == 512 and "--minutes 5" in r["command"] for r in trained)
     assert all(r["metrics"]["history"][-1]["seconds"] <= 600 for r in trained)  # each within 10 minutes
+
+
+def test_scaling_table_matches_results():
+    assert block("scaling_cifar10") == scaling_table().strip()
+
+
+def test_what_the_readme_says_of_the_scaling_sweep():
+    m = read_results("scaling_cifar10")["metrics"]
+    var = sorted((e for e in m["models"] if e["kind"] == "var"), key=lambda e: e["parameters"])
+    raster = [e for e in m["models"] if e["kind"] == "raster"]
+    assert len(var) >= 6 and var[-1]["parameters"] / var[0]["parameters"] >= 30 and len(raster) >= 3
+    for kind in (var, sorted(raster, key=lambda e: e["parameters"])):  # "bigger is better at every step"
+        assert all(a["test_loss"] > b["test_loss"] and a["test_error"] > b["test_error"] for a, b in zip(kind, kind[1:]))
+    fit = m["fits"]["var"]["test_loss_vs_parameters"]
+    assert round(fit["pearson_r"], 2) == -0.95 and round(fit["alpha"], 3) == -0.020
+    assert sum(e["train_seconds"] for e in m["models"]) <= 30 * 60  # the whole sweep within 30 min of one H200
+    shipped = [h["val_loss"] for h in read_results("train_var_cifar10")["metrics"]["history"] if "val_loss" in h][-1]
+    assert round(shipped, 2) == 5.21 and round(var[-1]["test_loss"], 2) == 5.48 and shipped < var[-1]["test_loss"]

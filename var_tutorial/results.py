@@ -90,7 +90,7 @@ def tokenizer_table(name: str = "tokenizer_cifar10") -> str:
 
 
 TRAINING_RUNS = ("train_tokenizer_cifar10", "train_tokenizer_cifar10_stage2", "train_vqvae_cifar10",
-                 "train_var_cifar10", "train_raster_cifar10", "train_classifier_cifar10")
+                 "train_var_cifar10", "train_raster_cifar10", "train_raster_cifar10_best", "train_classifier_cifar10")
 
 
 def training_table(names=TRAINING_RUNS) -> str:
@@ -165,4 +165,31 @@ def editing_table(name: str = "editing_cifar10") -> str:
     rows.append(f"\n{m['images']:,} test images (100 per class); class edits at cfg {m['cfg_for_class_edit']:g} "
                 f"towards every other class in turn; on {r['device']}, commit `{r['git_commit'][:8]}`: "
                 f"`{r['command']}`.")
+    return "\n".join(rows)
+
+
+def scaling_table(name: str = "scaling_cifar10") -> str:
+    """The README's scaling-law table, from results/<name>.json (scaling): every model, then
+    the fits of test loss and error rate against parameters and compute."""
+    r = read_results(name)
+    m = r["metrics"]
+    rows = ["| model | width | parameters | training compute (FLOPs) | minutes | test loss | token error rate |",
+            "|---|---|---|---|---|---|---|"]
+    for e in sorted(m["models"], key=lambda e: (e["kind"] != "var", e["parameters"])):
+        rows.append(f"| {e['kind']} d={e['depth']} | {e['width']} | {e['parameters'] / 1e6:.2f} M | "
+                    f"{e['train_flops']:.2e} | {e['train_seconds'] / 60:.1f} | {e['test_loss']:.3f} | "
+                    f"{e['test_error']:.2%} |")
+    rows += ["", "| fit L = (βX)^α | VAR: α ± s.e. | VAR: Pearson r | raster: α ± s.e. | raster: Pearson r |",
+             "|---|---|---|---|---|"]
+    for y, x in (("test_loss", "parameters"), ("test_loss", "train_flops"), ("test_error", "parameters"),
+                 ("test_error", "train_flops")):
+        cells = []
+        for kind in ("var", "raster"):
+            f = m["fits"].get(kind, {}).get(f"{y}_vs_{x}")
+            cells += ([f"{f['alpha']:.4f} ± {f['alpha_se']:.4f}", f"{f['pearson_r']:.3f}"] if f else ["–", "–"])
+        rows.append(f"| {y.replace('_', ' ')} vs {'parameters' if x == 'parameters' else 'compute'} | "
+                    + " | ".join(cells) + " |")
+    budget = r["config"]["budget"]
+    rows.append(f"\nEvery model: {budget['steps']:,} steps of {budget['batch_size']} images, peak lr {budget['lr']:g}, "
+                f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
     return "\n".join(rows)
