@@ -16,6 +16,8 @@
     scaling           a model-size sweep (depth d, width 64*d) on one token budget, with power-law fits
                       -> results/scaling_<dataset>.json (resumable: finished models are skipped)
     make-exercises    the student notebooks in notebooks/exercises/, generated from the solution notebooks
+    bench             speed (not tests): next-scale vs next-token generation, training throughput, and the
+                      reference implementation's figures -> results/bench_*.json (--quick: tiny, CPU, seconds)
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import time
 from pathlib import Path
 
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 
-from . import data
+from . import data, distributed
 from .data import REPO_ROOT
 from .classifier import Classifier, ClassifierConfig, features_and_logits
 from .config import TokenizerTrainConfig, tokenizer_preset
@@ -64,11 +67,15 @@ def cmd_train_tokenizer(args):
     out_dir = Path(args.out or REPO_ROOT / "runs" / name)
     device = pick_device(args.device)
     n_params = sum(p.numel() for p in VQVAE(cfg).parameters())
-    print(f"training {name}: {n_params / 1e6:.2f} M parameters, {cfg.num_tokens} tokens per image, on {device}")
+    if distributed.is_main():
+        print(f"training {name}: {n_params / 1e6:.2f} M parameters, {cfg.num_tokens} tokens per image, on {device}"
+              + (f" x {distributed.world_size_requested()} processes" if distributed.launched() else ""))
     t0 = time.time()
     model, history = train_tokenizer(cfg, tcfg, out_dir, device=device, compile=False if args.no_compile else None,
                                      minutes=args.minutes, resume=not args.fresh)
     train_seconds = time.time() - t0
+    if not distributed.is_main():
+        return  # under torchrun, rank 0 alone exports the weights and writes the results
     export = Path(args.export or PRETRAINED_DIR / f"{name}.safetensors")
     save_weights(model, export, "tokenizer", cfg.to_dict(),
                  metrics={"train_steps": history[-1]["step"] if history else 0,
@@ -138,12 +145,16 @@ def cmd_train(args):
     device = pick_device(args.device)
     model = build_transformer(cfg)
     n_params, n_blocks = count_params(model), count_params(model.blocks) + count_params(model.head)
-    print(f"training {name}: {n_params / 1e6:.2f} M parameters ({n_blocks / 1e6:.2f} M in blocks and head), "
-          f"{cfg.num_tokens} tokens per image, on {device}")
+    if distributed.is_main():
+        print(f"training {name}: {n_params / 1e6:.2f} M parameters ({n_blocks / 1e6:.2f} M in blocks and head), "
+              f"{cfg.num_tokens} tokens per image, on {device}"
+              + (f" x {distributed.world_size_requested()} processes" if distributed.launched() else ""))
     t0 = time.time()
     model, history = train_transformer(cfg, tcfg, out_dir, device=device, compile=False if args.no_compile else None,
                                        minutes=args.minutes, resume=not args.fresh)
     train_seconds = time.time() - t0
+    if not distributed.is_main():
+        return  # under torchrun, rank 0 alone exports the weights and writes the results
     last = next((h for h in reversed(history) if "loss" in h), {})
     val = next((h for h in reversed(history) if "val_loss" in h), {})
     restored = history[-1].get("restored_best_step") if history else None
@@ -398,6 +409,12 @@ def cmd_scaling(args):
     print(summary(record))
 
 
+def cmd_bench(args):
+    from .bench import run_bench
+
+    run_bench(what=args.what, quick=args.quick, device=args.device, budget_minutes=args.budget_minutes)
+
+
 def cmd_make_exercises(args):
     from .exercises import make_exercises  # needs nbformat (the notebooks/test extras), so imported here
 
@@ -406,6 +423,7 @@ def cmd_make_exercises(args):
           f"--nbval-sanitize-with notebooks/sanitize.cfg notebooks/exercises/<notebook>.ipynb")
 
 
+@record  # under torchrun: a failing rank's traceback is reported, and torchrun stops the others
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m var_tutorial", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -471,7 +489,8 @@ def main(argv=None):
     budget.add_argument("--steps", type=at_least(1), default=20_000)
     budget.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
                         help="time budget: sets the step count after timing the first steps")
-    m.add_argument("--batch-size", type=at_least(1), default=256)
+    m.add_argument("--batch-size", type=at_least(1), default=256,
+                   help="the global batch: under torchrun it is split evenly over the processes")
     m.add_argument("--lr", type=float, default=1e-3)
     m.add_argument("--warmup-steps", type=int, default=None, help="default 500")
     m.add_argument("--depth", type=at_least(1), default=None, help="override the preset's depth")
@@ -594,8 +613,25 @@ def main(argv=None):
     mx.add_argument("--out", default=None, help="folder to write to (default notebooks/exercises)")
     mx.set_defaults(func=cmd_make_exercises)
 
+    bn = sub.add_parser("bench", help="generation and training speed -> results/bench_*.json (benchmarks, not tests)",
+                        description="Benchmarks with random weights (var_tutorial/bench.py): next-scale against "
+                        "next-token generation, our model against the reference implementation's figures, training "
+                        "throughput (eager / torch.compile, SDPA / FlexAttention). Parts run in the order generation, "
+                        "reference, training; each results file is written after every measurement, and measurements "
+                        "that no longer fit in --budget-minutes are skipped.")
+    bn.add_argument("--what", nargs="+", choices=["generation", "reference", "training"],
+                    default=["generation", "reference", "training"])
+    bn.add_argument("--quick", action="store_true", help="tiny configs on the CPU, seconds (for tests)")
+    bn.add_argument("--device", default=None)
+    bn.add_argument("--budget-minutes", type=at_least(0.1, float, "a number of minutes"), default=7.0,
+                    help="hard time limit of the whole run")
+    bn.set_defaults(func=cmd_bench)
+
     args = p.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    finally:
+        distributed.close()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
 from .classifier import Classifier, ClassifierConfig, augment, cutout, features_and_logits
 from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig, check_training_numbers
 from .data import data_root, load_split, sha256_file, to_float, toy_dataset
@@ -154,7 +155,7 @@ class Steps:
         self.step, self.total, self.minutes, self.cuda, self.clock = step, total, minutes, cuda, clock
         self.stop = math.inf if stop_after is None else step + stop_after
         self.t_start, self.t_mark = clock(), None
-        self.bar = tqdm(total=total, initial=step, desc=desc, disable=not progress)
+        self.bar = tqdm(total=total, initial=step, desc=desc, disable=not progress or not distributed.is_main())
 
     @property
     def running(self) -> bool:
@@ -189,10 +190,15 @@ class Steps:
             per_step = (now - self.t_mark) / 40
             # 2% is kept back for what the timed steps did not include (validation, checkpoints)
             fit = int((0.98 * self.minutes * 60 - (now - self.t_start)) / per_step)
-            self._set_total(self.step + max(1, fit))
-            print(f"\n{per_step * 1000:.1f} ms/step -> {self.total} steps fit in {self.minutes} min")
-        if now - self.t_start > self.minutes * 60:
-            self._set_total(self.step)  # the deadline has passed: this was the last step
+            self._set_total(distributed.agree_int(self.step + max(1, fit), self._device))  # rank 0's count
+            if distributed.is_main():
+                print(f"\n{per_step * 1000:.1f} ms/step -> {self.total} steps fit in {self.minutes} min")
+        if distributed.any_rank(now - self.t_start > self.minutes * 60, self._device):
+            self._set_total(self.step)  # the deadline has passed (on some rank): this was the last step
+
+    @property
+    def _device(self) -> str:
+        return "cuda" if self.cuda else "cpu"
 
     def _set_total(self, total: int) -> None:
         self.total = total
@@ -245,7 +251,7 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     stop_after=N ends this call after N steps (with a checkpoint), so that a long run can
     be split over several sessions or 10-minute GPU commands; calling again resumes it.
     """
-    device, use_cuda = setup_device(device)
+    device, use_cuda = setup_device(distributed.init(device))
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "ckpt.pt"
     torch.manual_seed(tcfg.seed)
@@ -267,7 +273,8 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
         minutes = None  # the step count was fixed when the run started
 
     if images_u8 is None:
-        images_u8 = training_set(tcfg.dataset, "train", cfg.image_size, tcfg.subset)[0]
+        with distributed.main_first():  # one process unpacks and caches the data set
+            images_u8 = training_set(tcfg.dataset, "train", cfg.image_size, tcfg.subset)[0]
     images_u8 = images_u8.to(device)
     compile = use_cuda if compile is None else compile
     if use_cuda:
@@ -279,7 +286,12 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
         torch._dynamo.config.suppress_errors = True  # as in compiled(): fall back to eager, never crash
         model.encoder.compile()  # in place, so that the state_dict keys stay the same
         model.decoder.compile()
-    fwd = model
+    # Several GPUs: each rank's codebook hits stay its own (summed before a restart), not rank 0's.
+    # With fewer scales than shared phi convs, some convs get no gradient, which DDP must be told.
+    q = model.quantizer
+    phis_used = {q.phi.index_for(k, q.K) for k in range(q.K)} if hasattr(q, "phi") else set()
+    fwd = distributed.wrap(model, device, broadcast_buffers=False,
+                           find_unused_parameters=hasattr(q, "phi") and len(phis_used) < len(q.phi.phis))
 
     def train_step(x, lr):
         set_lr(opt, lr)
@@ -296,7 +308,7 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     model.train()
     loop = Steps(step, tcfg.steps, minutes, stop_after, use_cuda, f"tokenizer ({cfg.quantizer})", progress)
     while loop.running:
-        x = batch_at(images_u8, loop.step, tcfg.batch_size, tcfg.seed)
+        x = distributed.shard(batch_at(images_u8, loop.step, tcfg.batch_size, tcfg.seed))  # this rank's share
         if use_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = lr_at(loop.step, loop.total, tcfg.lr, tcfg.warmup_steps, tcfg.min_lr_ratio)
@@ -304,21 +316,24 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
         step = loop.advance()
 
         if tcfg.restart_every and step % tcfg.restart_every == 0:
+            codebook = model.quantizer.codebook
             with torch.no_grad():
                 cands = model.quantizer.residuals(model.encode_latent(x))
-            restarted = model.quantizer.codebook.restart_dead_codes(
-                cands, generator=torch.Generator().manual_seed(tcfg.seed * 31 + step))
+                distributed.all_sum_(codebook.hits)  # dead on every rank = dead
+            restarted = codebook.restart_dead_codes(cands, generator=torch.Generator().manual_seed(tcfg.seed * 31 + step))
+            distributed.broadcast_(codebook.embedding.weight.data)  # rank 0's new codes everywhere
         else:
             restarted = None
 
         if step % tcfg.log_every == 0 or loop.finished or restarted:
+            loss, rec, vq, p = (distributed.all_mean(v) for v in (loss, rec, vq, psnr(recon.clamp(-1, 1), x).mean()))
             rec_item = {"step": step, "loss": loss.item(), "recon_mse": rec.item(), "vq_loss": vq.item(),
-                        "psnr": psnr(recon.clamp(-1, 1), x).mean().item(), "lr": lr, "seconds": loop.seconds}
+                        "psnr": p.item(), "lr": lr, "seconds": loop.seconds}
             if restarted is not None:
                 rec_item["codes_restarted"] = restarted
             history.append(rec_item)
             loop.bar.set_postfix(loss=f"{rec_item['loss']:.4f}", psnr=f"{rec_item['psnr']:.2f}")
-        if step % tcfg.ckpt_every == 0 or loop.stopping:
+        if (step % tcfg.ckpt_every == 0 or loop.stopping) and distributed.is_main():
             tcfg.steps = loop.total
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
                             history=history, config=cfg.to_dict(), train_config=asdict(tcfg),
@@ -447,10 +462,19 @@ def empty_window(L: int, device) -> dict:
             "correct_L": torch.zeros(L, dtype=torch.int64, device=device), "n": 0}
 
 
+def summed_window(window: dict) -> dict:
+    """A window summed over the ranks (the window itself on one process)."""
+    if distributed.world() == 1:
+        return window
+    n = torch.tensor([window["n"]], device=window["loss_L"].device)
+    return {"loss_L": distributed.all_sum_(window["loss_L"].clone()),
+            "correct_L": distributed.all_sum_(window["correct_L"].clone()), "n": int(distributed.all_sum_(n).item())}
+
+
 @torch.no_grad()
 def validate(model, cfg, quantizer, tokens, scale_L, batch_size: int) -> dict:
     """Loss and accuracy (overall and per scale) on held-out tokens, in eval mode (no class dropout)."""
-    idx_all, labels_all = tokens
+    idx_all, labels_all = (t[distributed.rank() :: distributed.world()] for t in tokens)  # this rank's share
     window = empty_window(cfg.num_tokens, idx_all.device)
     was_training = model.training
     model.eval()
@@ -462,7 +486,7 @@ def validate(model, cfg, quantizer, tokens, scale_L, batch_size: int) -> dict:
         window["correct_L"] += correct_BL.sum(0)
         window["n"] += len(idx_BL)
     model.train(was_training)
-    return per_scale_stats(window, scale_L, len(cfg.patch_nums), prefix="val_")
+    return per_scale_stats(summed_window(window), scale_L, len(cfg.patch_nums), prefix="val_")
 
 
 def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_dir, device=None, compile=None,
@@ -482,7 +506,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
     tcfg.keep_best, the weights of the lowest validation loss so far travel in the checkpoint,
     and the finished run returns them (a last history entry says from which step).
     """
-    device, use_cuda = setup_device(device)
+    device, use_cuda = setup_device(distributed.init(device))
     ckpt_path = Path(out_dir) / "ckpt.pt"
     tokenizer = load_tokenizer(tcfg.tokenizer, device=device)
     record = transformer_record(cfg, tokenizer, tcfg.tokenizer)
@@ -508,10 +532,11 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
         minutes = None  # the step count was fixed when the run started
 
     if tokens is None:
-        tokens = token_cache(tcfg.tokenizer, tcfg.dataset, "train", tcfg.subset, device, progress=progress)
-        if tcfg.eval_every:
-            val = token_cache(tcfg.tokenizer, tcfg.dataset, "test", tcfg.subset, device, progress=progress)
-            val_tokens = tuple(t[: len(t) // 2] for t in val)  # the unflipped test images
+        with distributed.main_first():  # one process makes the cache files, the others read them
+            tokens = token_cache(tcfg.tokenizer, tcfg.dataset, "train", tcfg.subset, device, progress=progress)
+            if tcfg.eval_every:
+                val = token_cache(tcfg.tokenizer, tcfg.dataset, "test", tcfg.subset, device, progress=progress)
+                val_tokens = tuple(t[: len(t) // 2] for t in val)  # the unflipped test images
     idx_all, labels_all = (t.to(device) for t in tokens)
     if idx_all.shape[1] != L:
         raise ValueError(f"tokens have shape {tuple(idx_all.shape)}: expected (N, {L}) for patch_nums={cfg.patch_nums}")
@@ -519,7 +544,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
         val_tokens = tuple(t.to(device) for t in val_tokens)
     scale_L = scale_index(cfg.patch_nums).to(device)
     compile = use_cuda if compile is None else compile
-    fwd = compiled(model, compile)
+    fwd = compiled(distributed.wrap(model, device), compile)  # DDP when torchrun started several ranks
 
     def train_step(idx_BL, label_B, lr):
         set_lr(opt, lr)
@@ -533,8 +558,9 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
     model.train()
     loop = Steps(step, tcfg.steps, minutes, stop_after, use_cuda, f"{cfg.kind} transformer", progress)
     while loop.running:
-        torch.manual_seed(tcfg.seed * 1_000_003 + loop.step)  # this step's class dropout
-        b = batch_indices(len(idx_all), loop.step, tcfg.batch_size, tcfg.seed).to(device)
+        # this step's class dropout (and dropout), drawn differently on every rank
+        torch.manual_seed(tcfg.seed * 1_000_003 + loop.step * distributed.world() + distributed.rank())
+        b = distributed.shard(batch_indices(len(idx_all), loop.step, tcfg.batch_size, tcfg.seed)).to(device)
         lr = lr_at(loop.step, loop.total, tcfg.lr, tcfg.warmup_steps, tcfg.min_lr_ratio)
         loss_BL, correct_BL = train_step(idx_all[b].long(), labels_all[b], lr)
         window["loss_L"] += loss_BL.sum(0)
@@ -544,7 +570,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
 
         entry = {"step": step}
         if step % tcfg.log_every == 0 or loop.finished:
-            entry.update(per_scale_stats(window, scale_L, K), lr=lr, seconds=loop.seconds)
+            entry.update(per_scale_stats(summed_window(window), scale_L, K), lr=lr, seconds=loop.seconds)
             window = empty_window(L, device)
             loop.bar.set_postfix(loss=f"{entry['loss']:.3f}", acc=f"{entry['accuracy']:.3f}")
         if val_tokens is not None and tcfg.eval_every and (step % tcfg.eval_every == 0 or loop.finished):
@@ -554,7 +580,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
                         "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
         if len(entry) > 1:
             history.append(entry)
-        if step % tcfg.ckpt_every == 0 or loop.stopping:
+        if (step % tcfg.ckpt_every == 0 or loop.stopping) and distributed.is_main():
             tcfg.steps = loop.total
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
                             history=history, window=window, best=best, config=cfg.to_dict(), train_config=tcfg.to_dict(),
