@@ -37,7 +37,7 @@ def history(tmp_path, name, experiment):
     return json.loads((tmp_path / name / f"{experiment}.json").read_text())["metrics"]["history"]
 
 
-def test_two_processes_learn_like_one(tmp_path, tokenizer_file):
+def test_two_processes_learn_like_one(tmp_path, tokenizer_file, monkeypatch):
     for name, procs in (("one", 1), ("two", 2)):
         args = ["-m", "var_tutorial", "train", "--model", "var", "--preset", "tiny", "--tokenizer", str(tokenizer_file),
                 "--subset", "48", "--steps", "8", "--batch-size", "16", "--log-every", "1", "--eval-every", "4",
@@ -53,6 +53,15 @@ def test_two_processes_learn_like_one(tmp_path, tokenizer_file):
     vals = [(a["val_loss"], b["val_loss"]) for a, b in zip(one, two) if "val_loss" in a]
     assert len(vals) == 2 and all(b == pytest.approx(a, rel=1e-4) for a, b in vals)
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-6)  # before the first update: nearly equal
+    # the report that compares the two runs (results/ddp_scaling.json on the GPUs)
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "report"))
+    report = json.loads(distributed.scaling_report(tmp_path / "one", tmp_path / "two", "train_var_toy", skip=2,
+                                                   first=4).read_text())["metrics"]
+    assert (report["single"]["processes"], report["multi"]["processes"]) == (1, 2)
+    assert report["single"]["first_losses"] == [h["loss"] for h in one[:4]]
+    assert report["first_losses_max_relative_difference"] < 1e-4 and report["speedup"] > 0
+    with pytest.raises(ValueError, match="no steps after step 50"):
+        distributed.scaling_report(tmp_path / "one", tmp_path / "two", "train_var_toy", skip=50)
 
 
 def test_tokenizer_trains_on_two_processes(tmp_path):

@@ -161,7 +161,7 @@ def cmd_train(args):
     summary = {"train_steps": history[-1]["step"] if history else 0, "train_seconds_this_run": round(train_seconds, 1),
                **({"exported_weights_of_step": restored} if restored is not None else {}),
                "final_train_loss": last.get("loss"), "final_val_loss": val.get("val_loss"),
-               "final_val_accuracy": val.get("val_accuracy")}
+               "final_val_accuracy": val.get("val_accuracy"), "processes": distributed.world()}
     export = Path(args.export or default_transformer_file(args.model, dataset))
     save_weights(model, export, "transformer", transformer_record(cfg, tokenizer, tokenizer_file), metrics=summary)
     path = write_results(f"train_{name}", {"history": history, "parameters": n_params,
@@ -415,6 +415,11 @@ def cmd_bench(args):
     run_bench(what=args.what, quick=args.quick, device=args.device, budget_minutes=args.budget_minutes)
 
 
+def cmd_ddp_scaling(args):
+    path = distributed.scaling_report(args.single, args.multi, args.experiment, skip=args.skip)
+    print(f"wrote {path}")
+
+
 def cmd_make_exercises(args):
     from .exercises import make_exercises  # needs nbformat (the notebooks/test extras), so imported here
 
@@ -606,6 +611,16 @@ def main(argv=None):
     sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scaling)
+
+    dd = sub.add_parser("ddp-scaling", help="compare a one-GPU and a multi-GPU run of `train` -> results/ddp_scaling.json",
+                        description="Read the train results of the same command run in one process (--single) and "
+                        "through torchrun (--multi), each with its own VAR_TUTORIAL_RESULTS folder, and write the "
+                        "throughput ratio and the first logged losses side by side.")
+    dd.add_argument("--single", required=True, help="results folder of the one-process run")
+    dd.add_argument("--multi", required=True, help="results folder of the torchrun run")
+    dd.add_argument("--experiment", default="train_var_cifar10", help="the train results file in both folders")
+    dd.add_argument("--skip", type=at_least(0), default=100, help="steps left out of the throughput (compilation)")
+    dd.set_defaults(func=cmd_ddp_scaling)
 
     mx = sub.add_parser("make-exercises", help="generate the student exercise notebooks from the solution notebooks",
                         description="Write notebooks/exercises/<notebook>.ipynb for every solution notebook with "

@@ -132,6 +132,34 @@ def main_first():
         dist.barrier()
 
 
+def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10", skip: int = 100,
+                   first: int = 3) -> "Path":
+    """results/ddp_scaling.json from two runs of the same `train` command, one process and
+    torchrun: steps per second after `skip` steps (torch.compile's warm-up), their ratio, and
+    the first `first` logged training losses of both with their largest relative difference."""
+    from .results import read_results, write_results
+
+    runs = {name: read_results(experiment, folder) for name, folder in (("single", single_dir), ("multi", multi_dir))}
+    out = {}
+    for name, r in runs.items():
+        logged = [h for h in r["metrics"]["history"] if "loss" in h]
+        start = next((h for h in logged if h["step"] >= skip), None)
+        if start is None or start is logged[-1]:
+            raise ValueError(f"{name} run logged no steps after step {skip}: run more steps, or pass a smaller skip")
+        end = logged[-1]
+        out[name] = {"processes": r["metrics"].get("processes", 1), "command": r["command"], "device": r["device"],
+                     "batch_size": r["config"]["train"]["batch_size"],
+                     "steps_per_second": (end["step"] - start["step"]) / (end["seconds"] - start["seconds"]),
+                     "first_losses": [h["loss"] for h in logged[:first]]}
+    if out["single"]["batch_size"] != out["multi"]["batch_size"]:
+        raise ValueError(f"batch sizes {out['single']['batch_size']} and {out['multi']['batch_size']}: "
+                         "expected the same global batch in both runs")
+    diffs = [abs(a - b) / abs(a) for a, b in zip(out["single"]["first_losses"], out["multi"]["first_losses"])]
+    metrics = {**out, "speedup": out["multi"]["steps_per_second"] / out["single"]["steps_per_second"],
+               "first_losses_max_relative_difference": max(diffs), "skipped_steps": skip}
+    return write_results("ddp_scaling", metrics, config={"experiment": experiment})
+
+
 def close() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
