@@ -17,6 +17,11 @@ replaces a label by it with probability ``class_dropout``, so the same model als
 learns p(x) and can do classifier-free guidance (sampling.py).
 
 Shapes: B batch, L tokens, C width, V vocab, Cv latent channels (Cvae), H heads.
+
+Attention runs through SDPA with the dense (L, L) bool mask: the readable default.
+``model.use_flex_attention()`` swaps in FlexAttention with a block mask for teacher
+forcing: the same function, but the kernel skips the blocks of the mask that are all
+False (a GPU path for speed, under torch.compile; bench.py measures it).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from .config import ConfigDict, _check_schedule, copy_preset
 
@@ -151,9 +157,14 @@ class SelfAttention(nn.Module):
             if self.cache_k is not None:
                 k, v = torch.cat([self.cache_k, k], dim=2), torch.cat([self.cache_v, v], dim=2)  # (B, H, L_cached, C/H)
             self.cache_k, self.cache_v = k, v
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=scale
-        )  # (B, H, L, C/H)
+        if isinstance(attn_mask, BlockMask):  # FlexAttention (use_flex_attention). One dtype (q, k may be float32
+            # after the norm), contiguous (compiled on the CPU, torch 2.14 misreads the permuted views)
+            q, k, v = (t.to(v.dtype).contiguous() for t in (q, k, v))
+            y = flex_attention(q, k, v, block_mask=attn_mask, scale=scale)  # (B, H, L, C/H)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=scale
+            )  # (B, H, L, C/H)
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
 
 
@@ -213,6 +224,7 @@ class ConditionalTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.head = AdaLNHead(C, cfg.vocab_size)
         self.register_buffer("attn_mask", attn_mask, persistent=False)  # (L, L) bool
+        self.block_mask: BlockMask | None = None  # FlexAttention's form of attn_mask (use_flex_attention)
 
     def init_weights(self, std: float = 0.02) -> None:
         """VAR's initialisation: near-identity blocks and a near-zero head, so that the
@@ -261,6 +273,21 @@ class ConditionalTransformer(nn.Module):
         for block in self.blocks:
             block.attn.enable_kv_cache(on)
 
+    def use_flex_attention(self, on: bool = True) -> None:
+        """Teacher forcing through FlexAttention instead of SDPA with the dense bool mask.
+
+        create_block_mask evaluates attn_mask in tiles of 128 x 128 and keeps a list of the
+        tiles that are not all False; flex_attention computes only those. Call it after
+        moving the model to its device. FlexAttention has no attention dropout.
+        """
+        self.block_mask = None
+        if on:
+            if self.cfg.dropout > 0:
+                raise ValueError(f"dropout={self.cfg.dropout}: FlexAttention has no attention dropout; use dropout=0")
+            mask, L = self.attn_mask, self.cfg.num_tokens
+            self.block_mask = create_block_mask(lambda b, h, q_idx, kv_idx: mask[q_idx, kv_idx], B=None, H=None,
+                                                Q_LEN=L, KV_LEN=L, device=mask.device)
+
     @property
     def cache_len(self) -> int:
         k = self.blocks[0].attn.cache_k
@@ -282,6 +309,8 @@ class ConditionalTransformer(nn.Module):
             raise ValueError(f"start={start}: the KV cache holds {self.cache_len} tokens, so the next step starts there")
         x = x_BlC + self.position(start, l)  # (B, l, C)
         mask = None if caching else self.attn_mask[start : start + l, start : start + l]
+        if mask is not None and self.block_mask is not None and l == self.cfg.num_tokens:
+            mask = self.block_mask  # the same mask, as FlexAttention's block mask
         for block in self.blocks:
             x = block(x, cond_BD, mask)
         return self.head(x, cond_BD)  # (B, l, V)

@@ -1,0 +1,154 @@
+"""The fast paths of the benchmarks compute the same function as the plain ones (FlexAttention
+against SDPA with the dense mask, compiled against eager), the time guard stops a run, and
+`bench --quick` runs end to end on tiny configs and writes its three results files."""
+import copy
+import json
+import time
+
+import pytest
+import torch
+
+from var_tutorial.__main__ import main
+from var_tutorial.bench import Clock, OutOfTime, alarm, compile_for_speed, random_quantizer
+from var_tutorial.train import param_groups, token_loss
+from var_tutorial.transformer import build_transformer, transformer_preset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared CPU waiting for it is slow."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_model(kind: str):
+    """A tiny model whose weights are moved away from VAR's near-identity initialisation,
+    so that attention really mixes the tokens and the logits are not all near zero."""
+    torch.manual_seed(0)
+    model = build_transformer(transformer_preset("tiny", kind, dropout=0.0))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def inputs(cfg, B: int = 3):
+    g = torch.Generator().manual_seed(1)
+    labels = torch.tensor([0, 1, cfg.num_classes])[:B]  # the last one is the null class
+    if cfg.kind == "var":
+        return labels, torch.randn(B, cfg.num_tokens - 1, cfg.latent_channels, generator=g)
+    return labels, torch.randint(cfg.vocab_size, (B, cfg.num_tokens), generator=g)
+
+
+def logits_of(model, labels, x):
+    torch.manual_seed(2)  # the same class dropout in train mode
+    with torch.no_grad():  # FlexAttention has no backward pass on the CPU
+        return model(labels, x)
+
+
+@pytest.mark.parametrize("kind", ["var", "raster"])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_flex_attention_matches_sdpa(kind, mode):
+    model = tiny_model(kind).train(mode == "train")
+    labels, x = inputs(model.cfg)
+    plain = logits_of(model, labels, x)
+    try:
+        model.use_flex_attention()
+        flex = logits_of(model, labels, x)
+    except (RuntimeError, NotImplementedError) as e:
+        pytest.skip(f"FlexAttention does not run on this CPU build of torch {torch.__version__}: {e}")
+    assert model.block_mask is not None
+    torch.testing.assert_close(flex, plain, rtol=1e-5, atol=1e-5)
+    model.use_flex_attention(False)
+    torch.testing.assert_close(logits_of(model, labels, x), plain, rtol=0, atol=0)
+
+
+def test_flex_attention_refuses_dropout():
+    model = build_transformer(transformer_preset("tiny", "var", dropout=0.1))
+    with pytest.raises(ValueError, match="dropout"):
+        model.use_flex_attention()
+
+
+@pytest.mark.parametrize("scope", ["blocks", "model"])
+def test_compiled_flex_matches_eager_sdpa(scope):
+    """The GPU's fastest training path (FlexAttention under torch.compile) traced with "aot_eager"."""
+    torch._dynamo.reset()
+    model = tiny_model("var").train()
+    labels, x = inputs(model.cfg)
+    plain = logits_of(model, labels, x)
+    fast = copy.deepcopy(model)
+    fast.use_flex_attention()
+    fast = compile_for_speed(fast, "aot_eager", scope)
+    torch.testing.assert_close(logits_of(fast, labels, x), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_training_step_matches_eager():
+    """One real training step (token_loss, backward, AdamW) of per-block compiled blocks and of eager ones."""
+    torch._dynamo.reset()
+    eager = tiny_model("var").train()
+    fast = compile_for_speed(copy.deepcopy(eager), "aot_eager", "blocks")
+    cfg = eager.cfg
+    quantizer = random_quantizer(cfg, "cpu")
+    g = torch.Generator().manual_seed(3)
+    idx = torch.randint(cfg.vocab_size, (4, cfg.num_tokens), generator=g)
+    labels = torch.randint(cfg.num_classes, (4,), generator=g)
+    losses = []
+    for model in (eager, fast):
+        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3, betas=(0.9, 0.95))
+        torch.manual_seed(4)
+        loss_BL, _ = token_loss(model, cfg, quantizer, idx, labels, bf16=False)
+        loss_BL.mean().backward()
+        opt.step()
+        losses.append(loss_BL.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    for p, q in zip(eager.parameters(), fast.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+
+
+def test_time_guard():
+    assert not Clock(0.001).allows(5.0, "a measurement")
+    t = time.monotonic()
+    with pytest.raises(OutOfTime):
+        with alarm(1.0):
+            time.sleep(10)
+    assert time.monotonic() - t < 5
+
+
+def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    main(["bench", "--quick"])
+    out = capsys.readouterr().out
+    assert "generation" in out and "done" in out
+    records = {name: json.loads((tmp_path / f"bench_{name}.json").read_text())
+               for name in ("generation", "reference", "training")}
+    for r in records.values():
+        assert r["metrics"]["complete"] and r["metrics"]["quick"]
+
+    gen = records["generation"]["metrics"]
+    assert {(row["resolution"], row["batch"]) for row in gen["rows"]} == {(32, 4), (32, 1), (64, 4), (64, 1)}
+    for row in gen["rows"]:
+        assert row["next_scale_images_per_s"] > 0 and row["next_token_images_per_s"] > 0
+        assert row["speedup_next_scale_over_next_token"] == pytest.approx(
+            row["next_token_seconds_per_batch"] / row["next_scale_seconds_per_batch"], rel=1e-2)
+    m32 = gen["models"]["32px"]
+    assert m32["var"]["config"]["width"] == m32["raster"]["config"]["width"]
+    assert m32["var"]["config"]["vocab_size"] == m32["raster"]["config"]["vocab_size"]
+    assert m32["var"]["steps"] == 3 and m32["raster"]["steps"] == 16  # scales (1, 2, 4) against a 4x4 map
+
+    ref = records["reference"]["metrics"]["configs"]
+    assert set(ref) == {"cifar32-d8", "cifar32-d12", "paper256-d16"}
+    for entry in ref.values():
+        assert entry["train"]["tokens_per_s"] > 0 and entry["sample"]["images_per_s"] > 0
+        assert entry["train"]["max_abs_logit_diff_vs_plain"] < 1e-4
+        assert entry["reference"]["train_tokens_per_s"] > 0
+        assert entry["train_vs_reference"] == pytest.approx(
+            entry["train"]["tokens_per_s"] / entry["reference"]["train_tokens_per_s"], rel=1e-2)
+
+    train = records["training"]["metrics"]
+    assert [v["variant"] for v in train["variants"]][:2] == ["eager, SDPA", "compiled per block, SDPA"]
+    assert any("FlexAttention" in s["variant"] for s in train["skipped"])  # no backward pass on the CPU
+    for v in train["variants"]:
+        assert v["tokens_per_s"] > 0 and v["flops_per_sequence"] > 0 and v["fraction_of_matmul_peak"] > 0
+        assert v["max_abs_logit_diff_vs_plain"] < 1e-4
