@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from var_tutorial.results import (editing_table, generation_table, read_results, scaling_table, tokenizer_table,
-                                  training_table)
+from var_tutorial.results import (editing_table, generation_table, read_results, scaling_table, speed_table,
+                                  tokenizer_table, training_table)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -73,3 +73,25 @@ def test_what_the_readme_says_of_the_scaling_sweep():
     assert sum(e["train_seconds"] for e in m["models"]) <= 30 * 60  # the whole sweep within 30 min of one H200
     shipped = [h["val_loss"] for h in read_results("train_var_cifar10")["metrics"]["history"] if "val_loss" in h][-1]
     assert round(shipped, 2) == 5.21 and round(var[-1]["test_loss"], 2) == 5.48 and shipped < var[-1]["test_loss"]
+
+
+def test_speed_table_matches_results():
+    assert block("speed") == speed_table().strip()
+
+
+def test_what_the_readme_says_of_speed():
+    gen = {(r["resolution"], r["device"], r["batch"]): r["speedup_next_scale_over_next_token"]
+           for r in read_results("bench_generation")["metrics"]["rows"]}
+    assert round(gen[32, "cuda", 64], 1) == 9.1 and round(gen[64, "cuda", 64], 1) == 15.1  # short of 10x and 20x
+    assert round(gen[32, "cuda", 1]) == 9 and round(gen[64, "cuda", 1]) == 21
+    assert gen[32, "cuda", 256] < gen[32, "cuda", 64] and gen[64, "cuda", 256] < gen[64, "cuda", 64]
+    variants = {v["variant"].split(" (")[0]: v["tokens_per_s"] for v in read_results("bench_training")["metrics"]["variants"]}
+    assert 1.9 < variants["compiled whole model"] / variants["eager, SDPA"] < 2.1  # "doubles"
+    assert 1.2 < variants["compiled per block, SDPA"] / variants["eager, SDPA"] < 1.4  # "a third"
+    assert variants["compiled per block, FlexAttention"] < variants["compiled per block, SDPA"]
+    ref = read_results("bench_reference")["metrics"]["configs"]
+    assert round(ref["paper256-d16"]["train_vs_reference"], 2) == 1.56
+    assert round(ref["paper256-d16"]["train"]["fraction_of_matmul_peak"], 2) == 0.45
+    assert all(0.89 <= round(ref[c]["train_vs_reference"], 2) <= 0.98 for c in ("cifar32-d8", "cifar32-d12"))
+    assert all(1.0 <= round(c["sample_vs_reference"], 1) <= 1.2 for c in ref.values())
+    assert round(read_results("ddp_scaling")["metrics"]["speedup"], 2) == 1.56

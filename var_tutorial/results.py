@@ -193,3 +193,38 @@ def scaling_table(name: str = "scaling_cifar10") -> str:
     rows.append(f"\nEvery model: {budget['steps']:,} steps of {budget['batch_size']} images, peak lr {budget['lr']:g}, "
                 f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
     return "\n".join(rows)
+
+
+def speed_table() -> str:
+    """The README's speed tables, from results/bench_generation.json, bench_reference.json,
+    bench_training.json (bench) and ddp_scaling.json (ddp-scaling)."""
+    gen, ref, tr = (read_results(f"bench_{n}") for n in ("generation", "reference", "training"))
+    rows = ["| image size | device | batch | next-scale (images/s) | next-token (images/s) | next-scale is |",
+            "|---|---|---|---|---|---|"]
+    for r in gen["metrics"]["rows"]:
+        rows.append(f"| {r['resolution']} px | {'GPU' if r['device'] == 'cuda' else 'CPU'} | {r['batch']} | "
+                    f"{r['next_scale_images_per_s']:,.1f} | {r['next_token_images_per_s']:,.1f} | "
+                    f"{r['speedup_next_scale_over_next_token']:.1f}× faster |")
+    peak = ref["metrics"]["matmul_peak"]["tflops"]
+    rows += ["", f"| configuration | parameters | training tokens/s (reference) | × | share of the bf16 peak "
+             f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × |", "|---|---|---|---|---|---|---|"]
+    for name, c in ref["metrics"]["configs"].items():
+        t, s = c["train"], c["sample"]
+        rows.append(f"| {name} | {c['parameters'] / 1e6:.0f} M | {t['tokens_per_s']:,.0f} "
+                    f"({c['reference']['train_tokens_per_s']:,}) | {c['train_vs_reference']:.2f} | "
+                    f"{t['fraction_of_matmul_peak']:.0%} | {s['images_per_s']:,.0f} "
+                    f"({c['reference']['sample_images_per_s']:,}) | {c['sample_vs_reference']:.2f} |")
+    rows += ["", "| training the CIFAR-10 VAR (batch 256) | tokens/s | TFLOP/s | largest logit difference from eager |",
+             "|---|---|---|---|"]
+    for v in tr["metrics"]["variants"]:
+        rows.append(f"| {v['variant']} | {v['tokens_per_s']:,.0f} | {v['achieved_tflops']:.1f} | "
+                    f"{v['max_abs_logit_diff_vs_plain']:.1e} |")
+    d = read_results("ddp_scaling")
+    m = d["metrics"]
+    rows.append(f"\nTwo GPUs against one (`ddp-scaling`, the CIFAR-10 VAR at a global batch of "
+                f"{m['single']['batch_size']}): {m['multi']['steps_per_second']:.1f} against "
+                f"{m['single']['steps_per_second']:.1f} steps/s, **{m['speedup']:.2f} ×**; the first logged losses "
+                f"agree to {m['first_losses_max_relative_difference']:.0e} (relative).")
+    rows.append(f"On {gen['device']}: `{gen['command']}` (commit `{gen['git_commit'][:8]}`) and "
+                f"`{d['command']}` (commit `{d['git_commit'][:8]}`).")
+    return "\n".join(rows)
