@@ -87,6 +87,20 @@ def test_controls_resample_when_a_control_moves(models):
     plt.close("all")
 
 
+def test_a_failing_draw_is_shown_not_swallowed(models):
+    """A callback's exception would only reach JupyterLab's log console; the widget shows it."""
+    model, tokenizer, classifier = models
+    ui = sampling_controls(model, tokenizer, NAMES, n=2)
+
+    def broken(**values):
+        raise RuntimeError("the sampler broke")
+    ui._draw = broken
+    ui.controls["seed"].value = 3
+    assert isinstance(ui.error, RuntimeError) and ui.draws == 1
+    assert ui.output.outputs[-1]["text"] == "RuntimeError: the sampler broke\n"
+    plt.close("all")
+
+
 @pytest.mark.parametrize("kw, name", [
     (dict(label=10), "label="), (dict(label=-1), "label="), (dict(label=1.0), "label="),
     (dict(seed=-1), "seed="), (dict(n=0), "n="),

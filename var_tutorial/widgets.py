@@ -149,12 +149,13 @@ class SamplingControls(widgets.VBox):
     """The UI that sampling_controls returns: the controls above, the picture below.
 
     controls: {"label", "cfg", "top_k", "top_p", "temperature", "seed", "steps"} -> widget;
-    samples: the images on show, uint8 (n, 3, H, W); draws: how many times it has sampled.
+    samples: the images on show, uint8 (n, 3, H, W); draws: how many times it has sampled;
+    error: the exception of the last draw, if it failed (it is also shown under the controls).
     Setting a control's value (by hand or in code) samples again and redraws.
     """
 
     def __init__(self, draw, controls: dict):
-        self.controls, self.samples, self.draws = controls, None, 0
+        self.controls, self.samples, self.draws, self.error = controls, None, 0, None
         self._draw, self.output = draw, widgets.Output()
         row1 = widgets.HBox([controls["label"], controls["seed"], controls["steps"]])
         row2 = widgets.HBox([controls["cfg"], controls["top_k"]])
@@ -168,7 +169,14 @@ class SamplingControls(widgets.VBox):
         return {name: w.value for name, w in self.controls.items()}
 
     def redraw(self) -> None:
-        fig, self.samples = self._draw(**self.values())
+        try:
+            fig, self.samples = self._draw(**self.values())
+        except Exception as e:  # shown to the student under the controls (a callback's error is otherwise silent)
+            self.error = e
+            self.output.outputs = ()
+            self.output.append_stderr(f"{type(e).__name__}: {e}\n")
+            return
+        self.error = None
         self.draws += 1
         self.output.clear_output(wait=True)
         with self.output:
