@@ -147,7 +147,7 @@ ui._draw = _injected_failure
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("which, shown_in", [("sampling", "the Log Console"), ("editing", "in a widget's output")])
+@pytest.mark.parametrize("which, shown_in", [("sampling", "in a widget's output"), ("editing", "in a widget's output")])
 def test_the_check_fails_when_a_widget_callback_raises(chromium, out_dir, which, shown_in):
     children_before, report = bs.child_processes(), {}
     with pytest.raises(AssertionError) as failure:
