@@ -421,11 +421,13 @@ def cmd_ddp_scaling(args):
 
 
 def cmd_make_exercises(args):
-    from .exercises import make_exercises  # needs nbformat (the notebooks/test extras), so imported here
+    from .exercises import fill_in_answers, make_exercises  # they need nbformat (the notebooks/test extras)
 
-    written = make_exercises(out_dir=args.out)
+    if args.answers and not args.out:
+        raise ValueError("--answers needs --out: the folder for the notebooks to grade")
+    written = fill_in_answers(args.answers, args.out) if args.answers else make_exercises(out_dir=args.out)
     print(f"{len(written)} exercise notebooks; check one with: pytest --nbval-lax --nbval-current-env "
-          f"--nbval-sanitize-with notebooks/sanitize.cfg notebooks/exercises/<notebook>.ipynb")
+          f"--nbval-sanitize-with notebooks/sanitize.cfg {args.out or 'notebooks/exercises'}/<notebook>.ipynb")
 
 
 @record  # under torchrun: a failing rank's traceback is reported, and torchrun stops the others
@@ -626,6 +628,9 @@ def main(argv=None):
                         description="Write notebooks/exercises/<notebook>.ipynb for every solution notebook with "
                         "'### BEGIN SOLUTION' markers (var_tutorial/exercises.py); unchanged files are not rewritten.")
     mx.add_argument("--out", default=None, help="folder to write to (default notebooks/exercises)")
+    mx.add_argument("--answers", nargs="+", default=None, metavar="NOTEBOOK",
+                    help="grading: submitted exercise notebooks; writes the released ones with only their exercise "
+                    "cells taken from these (checks and expected outputs from the release) into --out")
     mx.set_defaults(func=cmd_make_exercises)
 
     bn = sub.add_parser("bench", help="generation and training speed -> results/bench_*.json (benchmarks, not tests)",
