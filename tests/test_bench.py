@@ -12,15 +12,7 @@ from var_tutorial.__main__ import main
 from var_tutorial.bench import Clock, OutOfTime, alarm, compile_for_speed, random_quantizer
 from var_tutorial.train import param_groups, token_loss
 from var_tutorial.transformer import build_transformer, transformer_preset
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared CPU waiting for it is slow."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
 
 def tiny_model(kind: str):

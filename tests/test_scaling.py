@@ -95,7 +95,6 @@ def test_pareto_front():
 
 
 def test_sweep_appends_models_and_skips_finished_ones(tmp_path, monkeypatch):
-    from test_train_transformer import files as _  # noqa: F401  (the fixture's helpers)
     from test_train_transformer import N, tiny_tokenizer
     from var_tutorial.pretrained import save_weights
     from var_tutorial.train import token_cache

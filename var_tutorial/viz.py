@@ -14,6 +14,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .data import to_uint8
+from .scaling import fit_power_law, pareto_front, power_law
 
 
 def _finish(fig, ax, title: str | None = None):
@@ -484,8 +485,6 @@ def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_los
     fit_depths: {kind: depths that enter the fit} (default: all of them); the others are drawn
     hollow. pareto: also draw the Pareto frontier, the lowest y reached for at most that x.
     """
-    from .scaling import fit_power_law, pareto_front, power_law  # scaling imports train; only needed here
-
     for key in (x, y):
         if key not in SCALING_AXES:
             raise ValueError(f"{key!r}: expected one of {sorted(SCALING_AXES)}")
@@ -518,9 +517,8 @@ def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_los
                     linewidth=3, label=f"{kind}: Pareto frontier")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.yaxis,):  # plain numbers: the losses span less than a decade
-        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # plain numbers: the losses span
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))  # less than a decade
     ax.set_xlabel(SCALING_AXES[x])
     ax.set_ylabel(SCALING_AXES[y])
     return _finish(fig, ax, title)

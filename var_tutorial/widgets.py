@@ -22,7 +22,8 @@ from .editing import BLENDS, edit_var, psnr_outside
 from .editing import REGIONS as EDIT_REGIONS, region_mask as edit_region_mask  # the editor's region presets
 from .metrics import psnr
 from .sampling import generate_var
-from .viz import edit_view_figure, image_rows_figure, scale_view_figure, show
+from .scaling import fit_power_law
+from .viz import edit_view_figure, image_rows_figure, scale_view_figure, scaling_figure, show
 
 
 @torch.no_grad()
@@ -388,9 +389,7 @@ class ScalingFit(widgets.VBox):
     """
 
     def __init__(self, models: list[dict], kind: str):
-        from .scaling import fit_power_law
-
-        self.models, self.kind, self.fit, self._fit_power_law = models, kind, None, fit_power_law
+        self.models, self.kind, self.fit = models, kind, None
         depths = sorted({m["depth"] for m in models if m["kind"] == kind})
         self.boxes = {d: widgets.Checkbox(value=True, description=f"d={d}", indent=False, layout={"width": "70px"})
                       for d in depths}
@@ -404,12 +403,10 @@ class ScalingFit(widgets.VBox):
         return [d for d, box in self.boxes.items() if box.value]
 
     def redraw(self) -> None:
-        from .viz import scaling_figure
-
         depths = self.chosen()
         rows = sorted((m for m in self.models if m["kind"] == self.kind and m["depth"] in depths),
                       key=lambda m: m["parameters"])
-        self.fit = (self._fit_power_law([m["parameters"] for m in rows], [m["test_loss"] for m in rows])
+        self.fit = (fit_power_law([m["parameters"] for m in rows], [m["test_loss"] for m in rows])
                     if len(rows) >= 3 else None)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         for ax, x in zip(axes, ("parameters", "train_flops")):
