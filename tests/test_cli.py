@@ -8,16 +8,18 @@ import sys
 from var_tutorial.__main__ import main
 
 
-def test_quickstart_writes_reconstructions_samples_and_the_generation_strip(tmp_path, capsys):
+def test_quickstart_writes_reconstructions_samples_the_generation_strip_and_an_edit(tmp_path, capsys):
     main(["quickstart", "--out", str(tmp_path), "--device", "cpu"])
     out = capsys.readouterr().out
-    for name in ("reconstruction", "class_grid", "generation_strip"):
+    for name in ("reconstruction", "class_grid", "generation_strip", "inpainting"):
         png = tmp_path / f"quickstart_{name}.png"
         assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "k=6:" in out
     # the shipped VAR, judged by the shipped classifier: most of its 80 samples show their class
     agreement = int(re.search(r"names the class VAR was asked for in (\d+)% of these 80 samples", out).group(1))
     assert agreement >= 60
+    # the in-painting keeps the pixels outside the hole close to the test images
+    assert float(re.search(r"outside it, ([\d.]+) dB from the original", out).group(1)) > 20
 
 
 def test_eval_tokenizer_writes_results(tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 
     quickstart        from the shipped weights (CPU, seconds): real CIFAR-10 test images rebuilt scale by
                       scale, a class-conditional grid of VAR samples, and one sample per class growing
-                      coarse to fine; --train: train tokenizer and VAR from scratch first, and evaluate
-                      them (meant for a GPU)
+                      coarse to fine, and a zero-shot in-painting; --train: train tokenizer and VAR from
+                      scratch first, and evaluate them (meant for a GPU)
+    figures           the quickstart's four figures from any weights, e.g. Imagenette's trained on a GPU
     prepare-data      unpack and decode a data set archive into data/
     train-tokenizer   train the multi-scale (VAR) or single-scale tokenizer; export fp16 weights
     eval-tokenizer    PSNR per scale and codebook usage on a test split -> results/tokenizer_<dataset>.json
@@ -173,8 +174,12 @@ def cmd_train(args):
 
 def cmd_train_classifier(args):
     ccfg = ClassifierConfig(width=args.width)
+    # the augmentation grows with the image: crops padded by S/8 and a cutout square of side S/4
+    size = data.get_info(args.dataset).image_size if args.dataset in data.DATASETS else 32
     tcfg = ClassifierTrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 seed=args.seed, subset=args.subset)
+                                 seed=args.seed, subset=args.subset,
+                                 crop_pad=size // 8 if args.crop_pad is None else args.crop_pad,
+                                 cutout=size // 4 if args.cutout is None else args.cutout)
     device = pick_device(args.device)
     n_params = count_params(Classifier(ccfg))
     print(f"training the {args.dataset} classifier: {n_params / 1e6:.2f} M parameters, on {device}")
@@ -345,6 +350,9 @@ def cmd_eval_editing(args):
     print(f"wrote {path}")
 
 
+FIGURES = ("reconstruction", "class_grid", "generation_strip", "inpainting")
+
+
 def cmd_quickstart(args):
     device = pick_device(args.device)
     out = Path(args.out)
@@ -352,51 +360,74 @@ def cmd_quickstart(args):
     t0 = time.time()
     tokenizer_file, var_file = quickstart_train(args, out) if args.train else ("tokenizer_cifar10", "var_cifar10")
     with torch.no_grad():
-        show_what_the_models_do(tokenizer_file, var_file, args, out, device)
-    print(f"wrote quickstart_reconstruction.png, quickstart_class_grid.png and quickstart_generation_strip.png "
-          f"to {out} in {time.time() - t0:.1f} s")
+        show_what_the_models_do(tokenizer_file, var_file, "classifier_cifar10", "cifar10", out, device, cfg=args.cfg,
+                                per_class=args.per_class, seed=args.seed)
+    print(f"wrote {', '.join(f'quickstart_{name}.png' for name in FIGURES)} to {out} in {time.time() - t0:.1f} s")
 
 
-def show_what_the_models_do(tokenizer_file, var_file, args, out: Path, device) -> None:
-    """The quickstart's three figures, from the given (shipped or just trained) weights."""
+def cmd_figures(args):
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        show_what_the_models_do(args.tokenizer, args.var, args.classifier, args.dataset, out, pick_device(args.device),
+                                cfg=args.cfg, per_class=args.per_class, seed=args.seed, prefix=args.prefix,
+                                dpi=args.dpi)
+    print(f"wrote {', '.join(f'{args.prefix}_{name}.png' for name in FIGURES)} to {out}")
+
+
+def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: str, out: Path, device, cfg=None,
+                            per_class: int = 8, seed: int = 0, prefix: str = "quickstart", dpi: int = 120) -> None:
+    """The quickstart's four figures, from the given (shipped or just trained) weights:
+    <prefix>_reconstruction.png, _class_grid.png, _generation_strip.png and _inpainting.png."""
     import matplotlib.pyplot as plt
 
+    from .editing import edit_var, psnr_outside, region_mask
     from .sampling import generate_var
-    from .viz import class_grid, coarse_to_fine_figure
+    from .viz import class_grid, coarse_to_fine_figure, image_rows_figure, mask_overlay
 
     def save(fig, name):
-        fig.savefig(out / f"quickstart_{name}.png", dpi=120)
+        fig.savefig(out / f"{prefix}_{name}.png", dpi=dpi)
         plt.close(fig)
 
-    names = data.class_names("cifar10")
+    names = data.class_names(dataset)
+    C = len(names)
 
     # 1. what the tokenizer keeps: real test images rebuilt from the first k scales
     tokenizer = load_tokenizer(tokenizer_file, device=device)
-    images, labels = data.load_split("cifar10", "test")
-    first_of_class = torch.stack([(labels == c).nonzero()[0, 0] for c in range(10)])  # one image per class
+    images, labels = data.load_split(dataset, "test")
+    first_of_class = torch.stack([(labels == c).nonzero()[0, 0] for c in range(C)])  # one image per class
     x = data.to_float(images[first_of_class]).to(device)
     per_scale = tokenizer.reconstruct_per_scale(x)
     save(coarse_to_fine_figure(x, per_scale, tokenizer.patch_nums, row_labels=names), "reconstruction")
-    print("PSNR of these 10 images after each scale:",
+    print(f"PSNR of these {C} images after each scale:",
           ", ".join(f"k={k + 1}: {psnr(r, x).mean():.1f} dB" for k, r in enumerate(per_scale)))
 
     # 2. what VAR makes: new images of every class, and how one of them grows scale by scale
     model, tokenizer = load_transformer(var_file, device=device)
-    cfg = args.cfg
     if cfg is None:  # the strength with the best FID_cls, measured by evaluate and kept in the sidecar
-        cfg = metrics_of(var_file).get("cifar10_test", {}).get("best_cfg", 4.0)
-    labels = torch.arange(10, device=device).repeat_interleave(args.per_class)
-    generator = torch.Generator(device).manual_seed(args.seed)
+        cfg = metrics_of(var_file).get(f"{dataset}_test", {}).get("best_cfg", 4.0)
+    labels = torch.arange(C, device=device).repeat_interleave(per_class)
+    generator = torch.Generator(device).manual_seed(seed)
     _, f_hats = generate_var(model, tokenizer.quantizer, labels, cfg=cfg, generator=generator, return_steps=True)
     samples = tokenizer.fhat_to_img(f_hats[-1]).cpu()
-    save(class_grid(samples, labels.cpu(), names, per_class=args.per_class,
-                    title=f"VAR samples, cfg={cfg:g}, seed {args.seed}"), "class_grid")
-    first = torch.arange(10) * args.per_class  # the first sample of every class
+    save(class_grid(samples, labels.cpu(), names, per_class=per_class,
+                    title=f"VAR samples, cfg={cfg:g}, seed {seed}"), "class_grid")
+    first = torch.arange(C) * per_class  # the first sample of every class
     steps = [tokenizer.fhat_to_img(f[first.to(device)]).cpu() for f in f_hats]
     save(coarse_to_fine_figure(None, steps, tokenizer.patch_nums, row_labels=names), "generation_strip")
-    classifier = load_classifier("classifier_cifar10", device=device)
+    classifier = load_classifier(classifier_file, device=device)
     agree = (features_and_logits(classifier, data.to_uint8(samples))[1].argmax(1) == labels.cpu()).float().mean()
     print(f"the classifier names the class VAR was asked for in {agree:.0%} of these {len(labels)} samples")
+
+    # 3. a zero-shot edit: the centre quarter of the same test images hidden and regenerated,
+    #    no class given: VAR makes the middle fit what it sees around it (editing.py)
+    mask = region_mask(tokenizer.cfg.image_size, "centre")
+    generator = torch.Generator(device).manual_seed(seed)
+    edited = edit_var(model, tokenizer, x, mask, generator=generator).cpu()
+    save(image_rows_figure({"test image": x.cpu(), "centre hidden": mask_overlay(x, mask),
+                            "in-painted by VAR": edited}), "inpainting")
+    kept = psnr_outside(edited, x.cpu(), mask).mean()  # the pixels outside the hole
+    print(f"in-painting: the centre quarter of {C} test images regenerated; outside it, {kept:.1f} dB from the original")
 
 
 def cmd_scaling(args):
@@ -416,7 +447,7 @@ def cmd_bench(args):
 
 
 def cmd_ddp_scaling(args):
-    path = distributed.scaling_report(args.single, args.multi, args.experiment, skip=args.skip)
+    path = distributed.scaling_report(args.single, args.multi, args.experiment, skip=args.skip, name=args.results)
     print(f"wrote {path}")
 
 
@@ -436,7 +467,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="reconstructions, samples and a generation strip from the shipped weights")
+    q = sub.add_parser("quickstart", help="reconstructions, samples, a generation strip and an in-painting from the "
+                       "shipped weights")
     q.add_argument("--out", default=str(REPO_ROOT / "outputs"))
     q.add_argument("--train", action="store_true", help="train from scratch first (use a GPU)")
     q.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=8.0,
@@ -450,6 +482,24 @@ def main(argv=None):
                    help="with --train: samples per class for the evaluation")
     q.add_argument("--device", default=None)
     q.set_defaults(func=cmd_quickstart)
+
+    fg = sub.add_parser("figures", help="the quickstart's figures from any weights (e.g. Imagenette's, trained on a GPU)",
+                        description="Reconstructions of one test image per class through every scale, a class grid of "
+                        "VAR samples, one sample per class growing coarse to fine, and a centre in-painting of the "
+                        "same test images: <out>/<prefix>_{reconstruction,class_grid,generation_strip,inpainting}.png.")
+    fg.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenette64"])
+    fg.add_argument("--tokenizer", default="tokenizer_cifar10", help="weights of the multi-scale tokenizer")
+    fg.add_argument("--var", default="var_cifar10", help="weights of VAR (trained on that tokenizer's tokens)")
+    fg.add_argument("--classifier", default="classifier_cifar10", help="weights of the data set's classifier")
+    fg.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), default=None,
+                    help="CFG strength of the samples (default: the best one measured by evaluate)")
+    fg.add_argument("--per-class", type=at_least(1), default=8, help="samples of each class in the grid")
+    fg.add_argument("--seed", type=int, default=0)
+    fg.add_argument("--prefix", default="figures", help="the files' name prefix")
+    fg.add_argument("--dpi", type=at_least(20), default=120)
+    fg.add_argument("--out", default=str(REPO_ROOT / "outputs"))
+    fg.add_argument("--device", default=None)
+    fg.set_defaults(func=cmd_figures)
 
     d = sub.add_parser("prepare-data", help="unpack and cache a data set")
     d.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenette64"])
@@ -520,13 +570,17 @@ def main(argv=None):
     m.set_defaults(func=cmd_train)
 
     c = sub.add_parser("train-classifier", help="train the evaluation classifier (FID_cls, class agreement)")
-    c.add_argument("--dataset", default="cifar10", help="cifar10, or 'toy' for generated images")
+    c.add_argument("--dataset", default="cifar10", help="cifar10, imagenette64, or 'toy' for generated images")
     c.add_argument("--epochs", type=at_least(1), default=40)
     c.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
                    help="time budget: replaces --epochs by the steps that fit")
     c.add_argument("--batch-size", type=at_least(1), default=512)
     c.add_argument("--lr", type=float, default=0.4)
     c.add_argument("--width", type=at_least(1), default=64, help="channels of the first conv (64: 2.4 M parameters)")
+    c.add_argument("--crop-pad", type=at_least(0), default=None,
+                   help="random crops of the image padded by N pixels (default: image size / 8)")
+    c.add_argument("--cutout", type=at_least(0), default=None,
+                   help="side of the square cut out of each training image, 0: none (default: image size / 4)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
     c.add_argument("--export", default=None, help="default data/pretrained/classifier_<dataset>.safetensors")
@@ -622,6 +676,7 @@ def main(argv=None):
     dd.add_argument("--multi", required=True, help="results folder of the torchrun run")
     dd.add_argument("--experiment", default="train_var_cifar10", help="the train results file in both folders")
     dd.add_argument("--skip", type=at_least(0), default=100, help="steps left out of the throughput (compilation)")
+    dd.add_argument("--results", default="ddp_scaling", help="results file name")
     dd.set_defaults(func=cmd_ddp_scaling)
 
     mx = sub.add_parser("make-exercises", help="generate the student exercise notebooks from the solution notebooks",

@@ -33,7 +33,7 @@ def check_training_numbers(config) -> None:
     check_at_least(config, **{k: v for k, v in dict(
         steps=1, epochs=1, batch_size=1, warmup_steps=0, ckpt_every=1, log_every=1, eval_every=0,
         restart_every=0, seed=0, subset=0, weight_decay=0.0, min_lr_ratio=0.0, grad_clip=0.0,
-        label_smoothing=0.0, cutout=0).items() if k in fields})
+        label_smoothing=0.0, cutout=0, crop_pad=0).items() if k in fields})
     if not (isinstance(config.lr, (int, float)) and config.lr > 0):
         raise ValueError(f"lr={config.lr!r}: expected a learning rate > 0")
 

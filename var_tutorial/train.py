@@ -606,7 +606,8 @@ class ClassifierTrainConfig(ConfigDict):
     warmup_fraction: float = 0.15
     weight_decay: float = 5e-4
     label_smoothing: float = 0.2
-    cutout: int = 8  # side of the square cut out of every training image (0: none)
+    cutout: int = 8  # side of the square cut out of every training image (0: none); 16 at 64 px
+    crop_pad: int = 4  # random crops of the image padded by this many pixels; 8 at 64 px
     log_every: int = 100
     seed: int = 0
     subset: int = 0
@@ -641,7 +642,9 @@ def train_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, device
     while loop.running:
         b = batch_indices(len(images), loop.step, tcfg.batch_size, tcfg.seed).to(device)
         gen = torch.Generator().manual_seed(tcfg.seed * 7_919 + loop.step)
-        x = cutout(augment(to_float(images[b]), gen), gen, tcfg.cutout) if tcfg.cutout else augment(to_float(images[b]), gen)
+        x = augment(to_float(images[b]), gen, tcfg.crop_pad)
+        if tcfg.cutout:
+            x = cutout(x, gen, tcfg.cutout)
         if use_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = lr_at(loop.step, loop.total, tcfg.lr, round(tcfg.warmup_fraction * loop.total), 0.0)
