@@ -62,3 +62,25 @@ def test_train_classifier_command(tmp_path, monkeypatch):
     assert record["metrics"]["history"][-1]["step"] == 4 and 0 <= record["metrics"]["test"]["accuracy"] <= 1
     assert "toy_test" in json.loads((tmp_path / "cls.json").read_text())["metrics"]
     assert load_classifier(tmp_path / "cls.safetensors").cfg.width == 4
+
+
+def test_the_augmentation_grows_with_the_image(tmp_path, monkeypatch):
+    """At 64 px (Imagenette) the crops are padded by 8 pixels and the cutout square is 16 wide,
+    twice CIFAR-10's 4 and 8; both can be set by hand."""
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    main(["train-classifier", "--dataset", "imagenette64", "--subset", "20", "--epochs", "1", "--batch-size", "10",
+          "--width", "4", "--export", str(tmp_path / "c64.safetensors"), "--device", "cpu", "--no-compile"])
+    record = json.loads((tmp_path / "train_classifier_imagenette64.json").read_text())
+    assert (record["config"]["train"]["crop_pad"], record["config"]["train"]["cutout"]) == (8, 16)
+    assert record["metrics"]["test"]["images"] == 20  # --subset takes 20 images of each split, two per class
+    main(["train-classifier", "--dataset", "toy", "--subset", "16", "--epochs", "1", "--batch-size", "8", "--width", "4",
+          "--crop-pad", "0", "--cutout", "0", "--export", str(tmp_path / "t.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "train_classifier_toy.json").read_text())
+    assert (record["config"]["train"]["crop_pad"], record["config"]["train"]["cutout"]) == (0, 0)
+
+
+def test_crops_without_padding_leave_the_image_or_its_mirror():
+    x = torch.rand(6, 3, 8, 8)
+    out = augment(x, torch.Generator().manual_seed(0), pad=0)
+    for a, b in zip(x, out):
+        assert torch.equal(a, b) or torch.equal(a.flip(-1), b)

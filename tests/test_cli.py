@@ -65,3 +65,35 @@ def test_quickstart_train_path_runs_within_its_budget(tmp_path, monkeypatch, cap
     assert (tmp_path / "runs" / "tokenizer_cifar10" / "ckpt.pt").exists()
     assert (tmp_path / "quickstart_reconstruction.png").exists()
     assert json.loads((tmp_path / "results" / "train_tokenizer_cifar10.json").read_text())["metrics"]["history"]
+
+
+def test_figures_draws_the_quickstart_pictures_for_imagenette(tmp_path, capsys):
+    """`figures` at 64 px with the paper's 10 scales, on small untrained models (the trained
+    Imagenette weights are not shipped): four pictures, and one PSNR per scale."""
+    import torch
+
+    from var_tutorial.classifier import Classifier, ClassifierConfig
+    from var_tutorial.config import tokenizer_preset
+    from var_tutorial.pretrained import load_tokenizer, save_weights, transformer_record
+    from var_tutorial.train import transformer_config
+    from var_tutorial.transformer import build_transformer
+    from var_tutorial.vqvae import VQVAE
+
+    torch.manual_seed(0)
+    tok_cfg = tokenizer_preset("imagenette64", base_channels=16, latent_channels=8, vocab_size=64)
+    tok_file = save_weights(VQVAE(tok_cfg), tmp_path / "tok.safetensors", "tokenizer", tok_cfg.to_dict())
+    cfg = transformer_config("var", "imagenette64", tok_cfg, depth=1, width=32, heads=2)
+    assert cfg.num_tokens == 680 and len(cfg.patch_nums) == 10
+    tokenizer = load_tokenizer(tok_file)
+    var_file = save_weights(build_transformer(cfg), tmp_path / "var.safetensors", "transformer",
+                            transformer_record(cfg, tokenizer, tok_file))
+    cls = Classifier(ClassifierConfig(width=4))
+    cls_file = save_weights(cls, tmp_path / "cls.safetensors", "classifier", cls.cfg.to_dict())
+    main(["figures", "--dataset", "imagenette64", "--tokenizer", str(tok_file), "--var", str(var_file),
+          "--classifier", str(cls_file), "--per-class", "1", "--cfg", "2", "--prefix", "i64", "--out", str(tmp_path / "f"),
+          "--device", "cpu"])
+    out = capsys.readouterr().out
+    for name in ("reconstruction", "class_grid", "generation_strip", "inpainting"):
+        assert (tmp_path / "f" / f"i64_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "k=10:" in out and "k=11:" not in out
+    assert "of these 10 samples" in out and "centre quarter of 10 test images" in out

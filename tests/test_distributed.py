@@ -55,8 +55,10 @@ def test_two_processes_learn_like_one(tmp_path, tokenizer_file, monkeypatch):
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-6)  # before the first update: nearly equal
     # the report that compares the two runs (results/ddp_scaling.json on the GPUs)
     monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "report"))
-    report = json.loads(distributed.scaling_report(tmp_path / "one", tmp_path / "two", "train_var_toy", skip=2,
-                                                   first=4).read_text())["metrics"]
+    path = distributed.scaling_report(tmp_path / "one", tmp_path / "two", "train_var_toy", skip=2, first=4)
+    assert path == tmp_path / "report" / "ddp_scaling.json"  # the default name, not a run's
+    assert json.loads(path.read_text())["experiment"] == "ddp_scaling"
+    report = json.loads(path.read_text())["metrics"]
     assert (report["single"]["processes"], report["multi"]["processes"]) == (1, 2)
     assert report["single"]["first_losses"] == [h["loss"] for h in one[:4]]
     assert report["first_losses_max_relative_difference"] < 1e-4 and report["speedup"] > 0

@@ -447,7 +447,7 @@ def cmd_bench(args):
 
 
 def cmd_ddp_scaling(args):
-    path = distributed.scaling_report(args.single, args.multi, args.experiment, skip=args.skip, name=args.results)
+    path = distributed.scaling_report(args.single, args.multi, args.experiment, skip=args.skip, results_name=args.results)
     print(f"wrote {path}")
 
 

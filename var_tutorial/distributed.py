@@ -133,8 +133,8 @@ def main_first():
 
 
 def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10", skip: int = 100,
-                   first: int = 3, name: str = "ddp_scaling") -> "Path":
-    """results/<name>.json (ddp_scaling.json) from two runs of the same `train` command, one process and
+                   first: int = 3, results_name: str = "ddp_scaling") -> "Path":
+    """results/<results_name>.json (ddp_scaling.json) from two runs of the same `train` command, one process and
     torchrun: steps per second after `skip` steps (torch.compile's warm-up), their ratio, and
     the first `first` logged training losses of both with their largest relative difference."""
     from .results import read_results, write_results
@@ -157,7 +157,7 @@ def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10",
     diffs = [abs(a - b) / abs(a) for a, b in zip(out["single"]["first_losses"], out["multi"]["first_losses"])]
     metrics = {**out, "speedup": out["multi"]["steps_per_second"] / out["single"]["steps_per_second"],
                "first_losses_max_relative_difference": max(diffs), "skipped_steps": skip}
-    return write_results(name, metrics, config={"experiment": experiment})
+    return write_results(results_name, metrics, config={"experiment": experiment})
 
 
 def close() -> None:

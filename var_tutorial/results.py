@@ -153,16 +153,19 @@ def editing_table(name: str = "editing_cifar10") -> str:
     """The README's editing table, from results/<name>.json (eval-editing)."""
     r = read_results(name)
     m = r["metrics"]
-    rows = ["| task | region | VAR: PSNR outside (dB) | VAR + latent blend | VAR + pixel blend | raster | "
-            "VAR: class kept / target reached | VAR + latent blend | raster |", "|---|---|---|---|---|---|---|---|---|"]
+    raster = "raster" in next(iter(m["tasks"].values()))  # eval-editing ran with --raster-weights
+    methods = ("var", "var_blend_latent", "var_blend_pixel") + (("raster",) if raster else ())
+    verdicts = ("var", "var_blend_latent") + (("raster",) if raster else ())
+    header = (["task", "region", "VAR: PSNR outside (dB)", "VAR + latent blend", "VAR + pixel blend"]
+              + ["raster"] * raster + ["VAR: class kept / target reached", "VAR + latent blend"] + ["raster"] * raster)
+    rows = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for task, what in EDITING_TASKS.items():
         t = m["tasks"][task]
         verdict = "keeps_true_class" if t["labels"] == "none" else "target_class_rate"
-        methods = ("var", "var_blend_latent", "var_blend_pixel", "raster")
         psnr = [f"{t[k]['psnr_outside_db']:.1f}" if t[k]["psnr_outside_db"] < 99 else "exact" for k in methods]
         rows.append(f"| {what} | {t['mask_fraction']:.0%} | " + " | ".join(psnr) + " | "
-                    + " | ".join(f"{t[k][verdict]:.1%}" for k in ("var", "var_blend_latent", "raster")) + " |")
-    rows.append(f"\n{m['images']:,} test images (100 per class); class edits at cfg {m['cfg_for_class_edit']:g} "
+                    + " | ".join(f"{t[k][verdict]:.1%}" for k in verdicts) + " |")
+    rows.append(f"\n{m['images']:,} test images ({m['images'] // 10} per class); class edits at cfg {m['cfg_for_class_edit']:g} "
                 f"towards every other class in turn; on {r['device']}, commit `{r['git_commit'][:8]}`: "
                 f"`{r['command']}`.")
     return "\n".join(rows)
@@ -219,12 +222,52 @@ def speed_table() -> str:
     for v in tr["metrics"]["variants"]:
         rows.append(f"| {v['variant']} | {v['tokens_per_s']:,.0f} | {v['achieved_tflops']:.1f} | "
                     f"{v['max_abs_logit_diff_vs_plain']:.1e} |")
-    d = read_results("ddp_scaling")
-    m = d["metrics"]
-    rows.append(f"\nTwo GPUs against one (`ddp-scaling`, the CIFAR-10 VAR at a global batch of "
-                f"{m['single']['batch_size']}): {m['multi']['steps_per_second']:.1f} against "
-                f"{m['single']['steps_per_second']:.1f} steps/s, **{m['speedup']:.2f} ×**; the first logged losses "
-                f"agree to {m['first_losses_max_relative_difference']:.0e} (relative).")
-    rows.append(f"On {gen['device']}: `{gen['command']}` (commit `{gen['git_commit'][:8]}`) and "
-                f"`{d['command']}` (commit `{d['git_commit'][:8]}`).")
+    rows.append(f"\nOn {gen['device']}: `{gen['command']}` (commit `{gen['git_commit'][:8]}`).")
+    return "\n".join(rows) + "\n\n" + ddp_table()
+
+
+DDP_RUNS = ("ddp_scaling_b512", "ddp_scaling")
+
+
+def ddp_table(names=DDP_RUNS) -> str:
+    """Two GPUs against one, from results/ddp_scaling*.json (ddp-scaling): the same `train`
+    command run in one process and through torchrun, at the same global batch."""
+    rows = ["| two GPUs against one: the CIFAR-10 VAR, global batch | one GPU (steps/s) | two GPUs (steps/s) | "
+            "speed-up | first losses agree to (relative) | device | train command |", "|---|---|---|---|---|---|---|"]
+    for name in names:
+        m = read_results(name)["metrics"]
+        rows.append(f"| {m['single']['batch_size']:,} | {m['single']['steps_per_second']:.1f} | "
+                    f"{m['multi']['steps_per_second']:.1f} | **{m['speedup']:.2f} ×** | "
+                    f"{m['first_losses_max_relative_difference']:.0e} | {m['single']['device'].split(' (')[0]} | "
+                    f"`{m['single']['command']}` |")
+    return "\n".join(rows)
+
+
+IMAGENETTE_RUNS = ("train_tokenizer_imagenette64", "train_classifier_imagenette64", "train_var_imagenette64")
+
+
+def imagenette_table() -> str:
+    """The README's Imagenette 64 px table: each stage's result, its minutes on the GPU and
+    its command, from results/*_imagenette64.json."""
+    tok = read_results("tokenizer_imagenette64")["metrics"]["tokenizers"]["tokenizer_imagenette64"]
+    var = read_results("var_imagenette64")
+    v = var["metrics"]
+    trained = {name: read_results(name) for name in IMAGENETTE_RUNS}
+    cls_acc = trained["train_classifier_imagenette64"]["metrics"]["test"]["accuracy"]
+    minutes = {k: r["metrics"]["train_seconds_this_run"] / 60 for k, r in trained.items()}
+    per_scale = tok["psnr_per_scale"]
+    rows = ["| stage | result on the 3,925 validation images | minutes on one GPU | command |", "|---|---|---|---|",
+            f"| multi-scale tokenizer, {len(per_scale)} scales, {tok['tokens_per_image']} tokens | PSNR "
+            f"**{tok['psnr']:.2f} dB** (first scale {per_scale[0]:.1f} dB); codebook use "
+            f"{tok['codebook_usage_last_scale']:.0%} | {minutes['train_tokenizer_imagenette64']:.1f} | "
+            f"`{trained['train_tokenizer_imagenette64']['command']}` |",
+            f"| classifier (the judge) | accuracy **{cls_acc:.1%}** | {minutes['train_classifier_imagenette64']:.1f} | "
+            f"`{trained['train_classifier_imagenette64']['command']}` |",
+            f"| VAR, {v['parameters'] / 1e6:.1f} M parameters | at cfg {v['best_cfg']:g}: class agreement "
+            f"**{v['best_class_agreement']:.1%}**, FID_cls {v['best_fid_cls']:.1f} (floor, validation vs "
+            f"train: {v['fid_cls_floor_test_vs_train']:.1f}) | {minutes['train_var_imagenette64']:.1f} | "
+            f"`{trained['train_var_imagenette64']['command']}` |"]
+    rows.append(f"\nSamples: {v['samples_per_class']:,} per class at cfg "
+                + ", ".join(f"{e['cfg']:g}" for e in v["sweep"]) + f"; on {var['device']}: `{var['command']}` "
+                f"(commit `{var['git_commit'][:8]}`).")
     return "\n".join(rows)
