@@ -165,7 +165,8 @@ def editing_table(name: str = "editing_cifar10") -> str:
         psnr = [f"{t[k]['psnr_outside_db']:.1f}" if t[k]["psnr_outside_db"] < 99 else "exact" for k in methods]
         rows.append(f"| {what} | {t['mask_fraction']:.0%} | " + " | ".join(psnr) + " | "
                     + " | ".join(f"{t[k][verdict]:.1%}" for k in verdicts) + " |")
-    rows.append(f"\n{m['images']:,} test images ({m['images'] // 10} per class); class edits at cfg {m['cfg_for_class_edit']:g} "
+    rows.append(f"\n{m['images']:,} test images ({m['images'] // 10} per class); "
+                f"class edits at cfg {m['cfg_for_class_edit']:g} "
                 f"towards every other class in turn; on {r['device']}, commit `{r['git_commit'][:8]}`: "
                 f"`{r['command']}`.")
     return "\n".join(rows)
