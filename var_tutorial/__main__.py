@@ -705,8 +705,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         args.func(args)
-    finally:
-        distributed.close()
+    except BaseException:
+        distributed.close(finished=False)
+        raise
+    distributed.close()
 
 
 if __name__ == "__main__":

@@ -161,6 +161,13 @@ def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10",
     return write_results(results_name, metrics, config={"experiment": experiment})
 
 
-def close() -> None:
+def close(finished: bool = True) -> None:
+    """End the process group. After a finished command every rank first waits for the others
+    at a barrier (rank 0 may still be exporting weights), so no process tears its connections
+    down while another still uses them: with gloo that can abort the other process. After a
+    failure there is no waiting: the other ranks may be stuck in a collective, and torchrun
+    ends them when this process exits."""
     if dist.is_initialized():
+        if finished and world() > 1:
+            dist.barrier()
         dist.destroy_process_group()
