@@ -94,7 +94,10 @@ def test_pareto_front():
     assert pareto_front(points) == [4, 0, 1, 3]
 
 
-def test_sweep_appends_models_and_skips_finished_ones(tmp_path, monkeypatch):
+@pytest.fixture
+def toy_sweep(tmp_path, monkeypatch):
+    """run_sweep's keyword arguments for a toy sweep (tiny tokenizers, toy images, 6 steps),
+    and the list of (kind, depth, lr) that train_transformer is called with."""
     from test_train_transformer import N, tiny_tokenizer
     from var_tutorial.pretrained import save_weights
     from var_tutorial.train import token_cache
@@ -109,15 +112,26 @@ def test_sweep_appends_models_and_skips_finished_ones(tmp_path, monkeypatch):
         tokenizers[kind], caches[kind] = path, (train, tuple(t[:16] for t in test))
     trained = []
     real_train = scaling.train_transformer
-    monkeypatch.setattr(scaling, "train_transformer",
-                        lambda cfg, *a, **k: trained.append((cfg.kind, cfg.depth)) or real_train(cfg, *a, **k))
+
+    def spy(cfg, tcfg, *a, **k):
+        trained.append((cfg.kind, cfg.depth, tcfg.lr))
+        return real_train(cfg, tcfg, *a, **k)
+
+    monkeypatch.setattr(scaling, "train_transformer", spy)
     kw = dict(dataset="toy", preset="tiny", steps=6, batch_size=8, warmup_steps=2, width_per_depth=16,
               results_folder=tmp_path / "results", out_dir=tmp_path / "runs", progress=False, log=lambda m: None,
               tokenizers=tokenizers, caches=caches)
+    return kw, trained
+
+
+def test_sweep_appends_models_and_skips_finished_ones(tmp_path, toy_sweep):
+    kw, calls = toy_sweep
     record = run_sweep(depths=(1, 2), raster_depths=(1,), **kw)
+    trained = [c[:2] for c in calls]
     assert trained == [("raster", 1), ("var", 1), ("var", 2)]  # smallest first
     assert "fits" in record["metrics"] and record["metrics"]["fits"] == {}  # fewer than 3 depths: no fit yet
     record = run_sweep(depths=(1, 2, 3), raster_depths=(1,), **kw)
+    trained = [c[:2] for c in calls]
     assert trained[3:] == [("var", 3)]  # the finished models were skipped
     models = read_results("scaling_toy", tmp_path / "results")["metrics"]["models"]
     assert [(m["kind"], m["depth"]) for m in models] == [("raster", 1), ("var", 1), ("var", 2), ("var", 3)]
@@ -128,4 +142,49 @@ def test_sweep_appends_models_and_skips_finished_ones(tmp_path, monkeypatch):
     assert fit["n"] == 3 and -1 <= fit["pearson_r"] <= 1
     # another budget is another experiment: nothing is skipped
     run_sweep(depths=(1,), raster_depths=(), **{**kw, "steps": 4})
-    assert trained[4:] == [("var", 1)]
+    assert [c[:2] for c in calls][4:] == [("var", 1)]
+    assert all(c[2] == 1e-3 for c in calls)
+    assert all(m["model_lr"] == 1e-3 and m["lr_rule"] == "constant" for m in models)
+
+
+def test_inverse_width_rule_gives_each_width_its_own_lr_and_is_another_budget(toy_sweep):
+    kw, calls = toy_sweep
+    run_sweep(depths=(1,), raster_depths=(), **kw)
+    run_sweep(depths=(1, 2), raster_depths=(), lr_rule="inverse-width", **kw)
+    assert calls == [("var", 1, 1e-3), ("var", 1, 1e-3 * 256 / 16), ("var", 2, 1e-3 * 256 / 32)]
+    models = read_results("scaling_toy", kw["results_folder"])["metrics"]["models"]
+    assert [(m["lr_rule"], m["model_lr"]) for m in models] == [("constant", 1e-3), ("inverse-width", 0.016),
+                                                               ("inverse-width", 0.008)]
+    assert scaling.model_lr(1e-3, 512, "inverse-width") == 5e-4 and scaling.model_lr(1e-3, 512) == 1e-3
+    with pytest.raises(ValueError, match="lr_rule='sqrt'.*constant, inverse-width"):
+        run_sweep(depths=(1,), raster_depths=(), lr_rule="sqrt", **kw)
+    assert len(calls) == 3  # refused before any training
+
+
+def test_entries_from_before_the_lr_rule_count_as_constant():
+    old = {"kind": "var", "depth": 2, "steps": 10, "lr": 1e-3}
+    assert scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "constant"})
+    assert not scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "inverse-width"})
+
+
+def test_merge_joins_the_parts_of_a_sweep_and_fits_all_models(toy_sweep):
+    kw, calls = toy_sweep
+    folder = kw["results_folder"]
+    whole = run_sweep(depths=(1, 2, 3), raster_depths=(), results_name="whole", **kw)
+    part_a = run_sweep(depths=(1, 3), raster_depths=(), results_name="part_a", **kw)
+    run_sweep(depths=(2,), raster_depths=(1,), results_name="part_b", **kw)
+    merged = scaling.merge_sweeps(["part_a", "part_b"], "merged", results_folder=folder, parts_folder=folder)
+    models = merged["metrics"]["models"]
+    assert [(m["kind"], m["depth"]) for m in models] == [("raster", 1), ("var", 1), ("var", 2), ("var", 3)]
+    assert merged["config"] == part_a["config"]
+    assert [p["name"] for p in merged["metrics"]["parts"]] == ["part_a", "part_b"]
+    # the same seeded models as the sweep run in one piece, hence the same fit
+    fit, ref = (r["metrics"]["fits"]["var"]["test_loss_vs_parameters"] for r in (merged, whole))
+    assert fit["n"] == 3 and fit["alpha"] == pytest.approx(ref["alpha"], rel=1e-6)
+    with pytest.raises(ValueError, match="var depth 1 is in both part_a and whole"):
+        scaling.merge_sweeps(["part_a", "whole"], "bad", results_folder=folder, parts_folder=folder)
+    run_sweep(depths=(4,), raster_depths=(), results_name="part_c", **{**kw, "steps": 4})
+    with pytest.raises(ValueError, match="part_c: its config .* differs from part_a"):
+        scaling.merge_sweeps(["part_a", "part_c"], "bad", results_folder=folder, parts_folder=folder)
+    with pytest.raises(ValueError, match="expected two or more"):
+        scaling.merge_sweeps(["part_a"], "bad", results_folder=folder, parts_folder=folder)

@@ -16,6 +16,7 @@
     eval-editing      the editing tasks measured on test images -> results/editing_<dataset>.json
     scaling           a model-size sweep (depth d, width 64*d) on one token budget, with power-law fits
                       -> results/scaling_<dataset>.json (resumable: finished models are skipped)
+    merge-scaling     join a sweep's parts (run side by side) into one results file with the fits
     make-exercises    the student notebooks in notebooks/exercises/, generated from the solution notebooks
     bench             speed (not tests): next-scale vs next-token generation, training throughput, and the
                       reference implementation's figures -> results/bench_*.json (--quick: tiny, CPU, seconds)
@@ -435,9 +436,15 @@ def cmd_scaling(args):
 
     record = run_sweep(depths=args.depths, raster_depths=args.raster_depths, dataset=args.dataset, preset=args.preset,
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                       width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
+                       lr_rule=args.lr_rule, width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
                        compile=args.compile, results_name=args.results)
     print(summary(record))
+
+
+def cmd_merge_scaling(args):
+    from .scaling import merge_sweeps, summary
+
+    print(summary(merge_sweeps(args.parts, args.results)))
 
 
 def cmd_bench(args):
@@ -662,12 +669,21 @@ def main(argv=None):
     sc.add_argument("--batch-size", type=at_least(1), default=256)
     sc.add_argument("--lr", type=at_least(0.0, float, "a learning rate"), default=1e-3)
     sc.add_argument("--warmup-steps", type=at_least(0), default=150)
+    sc.add_argument("--lr-rule", choices=["constant", "inverse-width"], default="constant",
+                    help="one lr for every model, or lr * 256 / width (Adam's best step shrinks with width)")
     sc.add_argument("--subset", type=at_least(0), default=0, help="images per split (0: all); for a quick CPU run")
     sc.add_argument("--compile", action="store_true", help="torch.compile every model (slow to start: off by default)")
     sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scaling)
 
+    ms = sub.add_parser("merge-scaling", help="join the results files of a sweep run in parts -> one file with the fits",
+                        description="A sweep may run in parts side by side (say, one per GPU, each with its own "
+                        "--results name and its own --depths); this joins them into one results file and fits the "
+                        "power laws over all the models. The parts must share budget, width rule and data set.")
+    ms.add_argument("parts", nargs="+", help="results names of the parts (files in results/)")
+    ms.add_argument("--results", default="scaling_cifar10", help="the joined file's name")
+    ms.set_defaults(func=cmd_merge_scaling)
     dd = sub.add_parser("ddp-scaling", help="compare a one-GPU and a multi-GPU run of `train` -> results/ddp_scaling.json",
                         description="Read the train results of the same command run in one process (--single) and "
                         "through torchrun (--multi), each with its own VAR_TUTORIAL_RESULTS folder, and write the "

@@ -7,13 +7,16 @@ module does the same experiment at classroom scale:
 
     family      depth d, width 64*d, d heads (the paper's rule), d = 2..8 here
     budget      every model sees the same tokens: the same steps, batch and schedule
+    lr rule     one learning rate for all ("constant"), or lr * 256 / width ("inverse-width":
+                Adam's best step size shrinks roughly as 1/width, Yang et al. 2022, "muP")
     measure     test loss and test token error rate (1 - accuracy) on the CIFAR-10 test tokens
     compute     FLOPs of one training step counted by torch's FlopCounterMode, times the steps
     fit         least squares on log L = alpha * log beta + alpha * log X,
                 with the standard errors of alpha and beta and the Pearson r
 
 Each finished model is appended to results/scaling_<dataset>.json at once, so a sweep
-may span several GPU commands: models already in the file are skipped.
+may span several GPU commands: models already in the file are skipped. Parts of one sweep
+run side by side (one results file each) are joined by merge_sweeps.
 """
 from __future__ import annotations
 
@@ -131,13 +134,35 @@ def fits(entries: list[dict], kind: str = "var") -> dict:
     return out
 
 
+LR_RULES = ("constant", "inverse-width")
+LR_BASE_WIDTH = 256  # the width at which the inverse-width rule uses the given lr unchanged
+
+
+def model_lr(lr: float, width: int, rule: str = "constant") -> float:
+    """The learning rate of the family's model of a given width under an lr rule:
+    "constant" gives every model lr; "inverse-width" gives lr * 256 / width, so that the
+    width-128 model steps twice as far and the width-512 model half as far as width 256."""
+    if rule not in LR_RULES:
+        raise ValueError(f"lr_rule={rule!r}: expected one of {', '.join(LR_RULES)}")
+    return lr if rule == "constant" else lr * LR_BASE_WIDTH / width
+
+
+def _same_budget(entry: dict, budget: dict) -> bool:
+    # files written before the lr rule existed used one learning rate for all models
+    return all(entry.get(k, "constant" if k == "lr_rule" else None) == v for k, v in budget.items())
+
+
 def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
-    return entry["kind"] == kind and entry["depth"] == depth and all(entry[k] == v for k, v in budget.items())
+    return entry["kind"] == kind and entry["depth"] == depth and _same_budget(entry, budget)
+
+
+def _fits_of(entries: list[dict]) -> dict:
+    return {k: fits(entries, k) for k in ("var", "raster") if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}
 
 
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
               steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
-              width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
+              lr_rule: str = "constant", width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
               results_name: str | None = None, results_folder=None, out_dir=None, progress: bool = True,
               log=print, tokenizers: dict | None = None, caches: dict | None = None) -> dict:
     """Train and measure every model of the family; returns the results record.
@@ -153,6 +178,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name}={value}: expected a positive integer")
+    model_lr(lr, width_per_depth, lr_rule)  # an unknown rule fails before any work
     if not depths:
         raise ValueError("depths=(): expected at least one VAR depth (and 3 or more to fit a power law)")
     device, _ = setup_device(device)
@@ -161,7 +187,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         entries = read_results(name, results_folder)["metrics"]["models"]
     except FileNotFoundError:
         entries = []
-    budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps, "subset": subset}
+    budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "warmup_steps": warmup_steps,
+              "subset": subset}
     out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
@@ -178,7 +205,9 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
             caches[kind] = (train, tuple(t[: len(t) // 2] for t in test))  # the unflipped test images
         tokenizer = load_tokenizer(tok_file, device=device)
         cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth)
-        tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size, lr=lr,
+        lr_model = model_lr(lr, cfg.width, lr_rule)
+        tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size,
+                                      lr=lr_model,
                                       warmup_steps=warmup_steps, eval_every=0, log_every=max(1, steps // 10),
                                       ckpt_every=steps, subset=subset)
         t0 = time.time()
@@ -190,7 +219,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
                         batch_size)
         flops = training_flops_per_sequence(cfg)
         blocks = count_params(model.blocks) + count_params(model.head)
-        entry = {"kind": kind, "depth": depth, "width": cfg.width, "heads": cfg.heads, **budget,
+        entry = {"kind": kind, "depth": depth, "width": cfg.width, "heads": cfg.heads, **budget, "model_lr": lr_model,
                  "parameters": count_params(model), "parameters_blocks_and_head": blocks,
                  "tokens_per_sequence": cfg.num_tokens, "flops_per_sequence": flops,
                  "train_flops": flops * steps * batch_size, "train_seconds": round(seconds, 1),
@@ -201,12 +230,40 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         entries.append(entry)
         log(f"{kind} depth {depth}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['train_flops']:.3g} FLOPs, "
             f"test loss {entry['test_loss']:.4f}, error {entry['test_error']:.4f} ({seconds:.0f} s)")
-        record = {"models": entries, "fits": {k: fits(entries, k) for k in ("var", "raster")
-                                              if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}}
-        write_results(name, record, config={"budget": budget, "width_per_depth": width_per_depth,
-                                                   "dataset": dataset, "preset": preset}, device=device,
-                      out_dir=results_folder)
+        write_results(name, {"models": entries, "fits": _fits_of(entries)},
+                      config={"budget": budget, "width_per_depth": width_per_depth, "dataset": dataset,
+                              "preset": preset}, device=device, out_dir=results_folder)
     return read_results(name, results_folder) if entries else {}
+
+
+def merge_sweeps(parts: list[str], results_name: str, results_folder=None, parts_folder=None) -> dict:
+    """Join the results files of one sweep run in parts (say, one part per GPU) into one
+    file with the fits over all the models. The parts must share budget, family rule and
+    data set, and no model may appear twice; each part's command, commit and device are
+    kept under "parts". Returns the joined record."""
+    if len(parts) < 2:
+        raise ValueError(f"parts={parts!r}: expected two or more results files to merge")
+    records = [read_results(p, parts_folder) for p in parts]
+    first = records[0]["config"]
+    for part, rec in zip(parts[1:], records[1:]):
+        if rec["config"] != first:
+            raise ValueError(f"{part}: its config {rec['config']} differs from {parts[0]}'s {first}: "
+                             "expected parts of one sweep (same budget, width rule and data set)")
+    entries, seen = [], {}
+    for part, rec in zip(parts, records):
+        for e in rec["metrics"]["models"]:
+            key = (e["kind"], e["depth"])
+            if key in seen:
+                raise ValueError(f"{e['kind']} depth {e['depth']} is in both {seen[key]} and {part}: "
+                                 "expected each model in one part only")
+            seen[key] = part
+            entries.append(e)
+    entries.sort(key=lambda e: (e["depth"], e["kind"] == "var"))
+    provenance = [{"name": p, **{k: r.get(k) for k in ("command", "git_commit", "device", "date")}}
+                  for p, r in zip(parts, records)]
+    write_results(results_name, {"models": entries, "fits": _fits_of(entries), "parts": provenance},
+                  config=first, out_dir=results_folder)
+    return read_results(results_name, results_folder)
 
 
 def summary(record: dict) -> str:
