@@ -437,7 +437,7 @@ def cmd_scaling(args):
     record = run_sweep(depths=args.depths, raster_depths=args.raster_depths, dataset=args.dataset, preset=args.preset,
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                        lr_rule=args.lr_rule, width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
-                       compile=args.compile, results_name=args.results)
+                       compile=args.compile, results_name=args.results, out_dir=args.out)
     print(summary(record))
 
 
@@ -674,6 +674,7 @@ def main(argv=None):
     sc.add_argument("--subset", type=at_least(0), default=0, help="images per split (0: all); for a quick CPU run")
     sc.add_argument("--compile", action="store_true", help="torch.compile every model (slow to start: off by default)")
     sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")
+    sc.add_argument("--out", default=None, help="checkpoint folder, one sub-folder per model (default runs/scaling)")
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scaling)
 
