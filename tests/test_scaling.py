@@ -163,8 +163,20 @@ def test_inverse_width_rule_gives_each_width_its_own_lr_and_is_another_budget(to
 
 def test_entries_from_before_the_lr_rule_count_as_constant():
     old = {"kind": "var", "depth": 2, "steps": 10, "lr": 1e-3}
-    assert scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "constant"})
-    assert not scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "inverse-width"})
+    assert scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "constant", "dropout": 0.0})
+    assert not scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "inverse-width", "dropout": 0.0})
+    assert not scaling._same_run(old, "var", 2, {"steps": 10, "lr": 1e-3, "lr_rule": "constant", "dropout": 0.1})
+
+
+def test_dropout_is_the_same_for_every_model_and_part_of_the_budget(toy_sweep):
+    kw, calls = toy_sweep
+    run_sweep(depths=(1,), raster_depths=(), **kw)
+    record = run_sweep(depths=(1,), raster_depths=(), dropout=0.1, **kw)
+    assert len(calls) == 2  # another budget: trained again
+    assert [m["dropout"] for m in record["metrics"]["models"]] == [0.0, 0.1]
+    assert record["config"]["budget"]["dropout"] == 0.1
+    with pytest.raises(ValueError, match="dropout=1.0: expected a probability"):
+        run_sweep(depths=(1,), raster_depths=(), dropout=1.0, **kw)
 
 
 def test_merge_joins_the_parts_of_a_sweep_and_fits_all_models(toy_sweep):

@@ -6,7 +6,7 @@ the training compute C, with Pearson correlations near -0.998 in log-log space. 
 module does the same experiment at classroom scale:
 
     family      depth d, width 64*d, d heads (the paper's rule), d = 2..8 here
-    budget      every model sees the same tokens: the same steps, batch and schedule
+    budget      every model sees the same tokens: the same steps, batch, schedule and dropout
     lr rule     one learning rate for all ("constant"), or lr * 256 / width ("inverse-width":
                 Adam's best step size shrinks roughly as 1/width, Yang et al. 2022, "muP")
     measure     test loss and test token error rate (1 - accuracy) on the CIFAR-10 test tokens
@@ -148,8 +148,8 @@ def model_lr(lr: float, width: int, rule: str = "constant") -> float:
 
 
 def _same_budget(entry: dict, budget: dict) -> bool:
-    # files written before the lr rule existed used one learning rate for all models
-    return all(entry.get(k, "constant" if k == "lr_rule" else None) == v for k, v in budget.items())
+    # files written before the lr rule and dropout existed used one learning rate and no dropout
+    return all(entry.get(k, {"lr_rule": "constant", "dropout": 0.0}.get(k)) == v for k, v in budget.items())
 
 
 def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
@@ -162,7 +162,8 @@ def _fits_of(entries: list[dict]) -> dict:
 
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
               steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
-              lr_rule: str = "constant", width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
+              lr_rule: str = "constant", dropout: float = 0.0, width_per_depth: int = 64, subset: int = 0,
+              device=None, compile: bool = False,
               results_name: str | None = None, results_folder=None, out_dir=None, progress: bool = True,
               log=print, tokenizers: dict | None = None, caches: dict | None = None) -> dict:
     """Train and measure every model of the family; returns the results record.
@@ -178,6 +179,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name}={value}: expected a positive integer")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout}: expected a probability in [0, 1)")
     model_lr(lr, width_per_depth, lr_rule)  # an unknown rule fails before any work
     if not depths:
         raise ValueError("depths=(): expected at least one VAR depth (and 3 or more to fit a power law)")
@@ -187,8 +190,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         entries = read_results(name, results_folder)["metrics"]["models"]
     except FileNotFoundError:
         entries = []
-    budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "warmup_steps": warmup_steps,
-              "subset": subset}
+    budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "dropout": dropout,
+              "warmup_steps": warmup_steps, "subset": subset}
     out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
@@ -204,7 +207,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
             test = token_cache(tok_file, dataset, "test", subset, device, progress=progress)
             caches[kind] = (train, tuple(t[: len(t) // 2] for t in test))  # the unflipped test images
         tokenizer = load_tokenizer(tok_file, device=device)
-        cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth)
+        cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth, dropout)
         lr_model = model_lr(lr, cfg.width, lr_rule)
         tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size,
                                       lr=lr_model,
