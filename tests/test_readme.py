@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from var_tutorial.results import (editing_table, generation_table, imagenette_table, read_results, scaling_table,
-                                  speed_table, tokenizer_table, training_table)
+from var_tutorial.results import (editing_table, generation_table, imagenette_table, read_results, sampling_grid,
+                                  sampling_grid_table, scaling_table, speed_table, tokenizer_table, training_table)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -41,7 +41,8 @@ def test_the_claims_hold_in_the_results_files():
     var, raster = (read_results(f"{m}_cifar10")["metrics"] for m in ("var", "raster"))
     assert var["best_fid_cls"] <= 0.8 * raster["best_fid_cls"]  # at equal training time (5 minutes)
     stopped = read_results("raster_cifar10_best")["metrics"]  # the same raster run with early stopping
-    assert abs(var["best_fid_cls"] / stopped["best_fid_cls"] - 1) < 0.02  # "the two models tie"
+    assert abs(var["best_fid_cls"] / stopped["best_fid_cls"] - 1) < 0.02  # "even on the table's grid"
+    assert stopped["best_cfg"] == max(e["cfg"] for e in stopped["sweep"])  # "still improving" at cfg 20
     assert stopped["max_class_agreement"] > var["max_class_agreement"]  # "slightly more recognisable"
     early = read_results("train_raster_cifar10_best")
     assert "--keep-best" in early["command"] and early["metrics"]["exported_weights_of_step"] == 1750
@@ -55,6 +56,23 @@ def test_the_claims_hold_in_the_results_files():
     trained = [read_results(f"train_{m}_cifar10") for m in ("var", "raster")]
     assert all(r["config"]["train"]["batch_size"] == 512 and "--minutes 5" in r["command"] for r in trained)
     assert all(r["metrics"]["history"][-1]["seconds"] <= 600 for r in trained)  # each within 10 minutes
+
+
+def test_sampling_grid_table_matches_results():
+    assert block("sampling_grid_cifar10") == sampling_grid_table().strip()
+
+
+def test_what_the_readme_says_of_the_wider_sampling_grid():
+    grid = sampling_grid()
+    best = {m: min(g["best"][1] for (k, _), g in grid.items() if k == m) for m in ("var", "raster@best")}
+    assert round(best["var"], 1) == 126.3 and round(best["raster@best"], 1) == 100.5
+    assert round(best["var"] / best["raster@best"], 2) == 1.26  # "clearly ahead": far from issue 3's 0.8
+    for truncation in ("none", "top-k 900, top-p 0.96"):  # the raster's best is at the grid's edge
+        assert grid["raster@best", truncation]["best"][0] == 32 == max(p[0] for p in grid["raster@best", truncation]["points"])
+        assert grid["var", truncation]["best"][1] > grid["raster@best", truncation]["best"][1]
+    for model in ("var", "raster@best"):  # both models got the same cfg values
+        assert {p[0] for p in grid[model, "none"]["points"]} >= {p[0] for p in grid[model, "top-k 900, top-p 0.96"]["points"]}
+    assert {p[0] for p in grid["var", "none"]["points"]} == {p[0] for p in grid["raster@best", "none"]["points"]}
 
 
 def test_scaling_table_matches_results():
@@ -73,6 +91,41 @@ def test_what_the_readme_says_of_the_scaling_sweep():
     assert sum(e["train_seconds"] for e in m["models"]) <= 30 * 60  # the whole sweep within 30 min of one H200
     shipped = [h["val_loss"] for h in read_results("train_var_cifar10")["metrics"]["history"] if "val_loss" in h][-1]
     assert round(shipped, 2) == 5.21 and round(var[-1]["test_loss"], 2) == 5.48 and shipped < var[-1]["test_loss"]
+
+
+def test_the_longer_sweep_table_matches_results():
+    assert block("scaling_cifar10_2250x512") == scaling_table("scaling_cifar10_2250x512").strip()
+
+
+def test_what_the_readme_says_of_the_longer_sweep():
+    from var_tutorial.scaling import fit_power_law
+
+    long, short = (read_results(n)["metrics"]["models"] for n in ("scaling_cifar10_2250x512", "scaling_cifar10"))
+    var = sorted((e for e in long if e["kind"] == "var"), key=lambda e: e["parameters"])
+    assert [e["depth"] for e in var] == [2, 3, 4, 5, 6, 8]
+    assert all(e["lr_rule"] == "inverse-width" and e["model_lr"] == e["lr"] * 256 / e["width"] for e in long)
+    before = {e["depth"]: e["test_loss"] for e in short if e["kind"] == "var"}
+    assert all(e["test_loss"] < before[e["depth"]] for e in var)  # every model lower than in the short sweep
+    fit = fit_power_law([e["parameters"] for e in var[:5]], [e["test_loss"] for e in var[:5]])  # d = 2..6
+    assert round(fit["pearson_r"], 3) == -0.994 and round(fit["alpha"], 3) == -0.017 and round(fit["alpha_se"], 3) == 0.001
+    assert var[-1]["test_loss"] > var[-2]["test_loss"]  # "the 40 M model breaks the line"
+    assert (round(var[-1]["final_train_loss"], 2), round(var[-1]["test_loss"], 2)) == (4.98, 5.37)
+    gaps = [e["test_loss"] - e["final_train_loss"] for e in var]
+    assert gaps == sorted(gaps) and [round(gaps[i], 2) for i in (0, 2, 4, 5)] == [0.04, 0.10, 0.21, 0.38]
+    raster = {e["depth"]: e["test_loss"] for e in long if e["kind"] == "raster"}
+    assert raster[4] > raster[3]  # "d=4 is worse than d=3"
+    whole = read_results("scaling_cifar10_2250x512")["metrics"]["fits"]["var"]["test_loss_vs_parameters"]
+    assert round(whole["pearson_r"], 3) == -0.949
+    parts = Path(__file__).resolve().parents[1] / "results" / "scaling_parts"
+    side = {name: {e["depth"]: e["test_loss"] for e in read_results(name, parts)["metrics"]["models"] if e["kind"] == "var"}
+            for name in ("sc_constant_2", "sc_constant_3", "sc_dropout_1", "sc_dropout_2")}
+    assert (round(side["sc_constant_2"][2], 3), round(side["sc_constant_3"][3], 3)) == (5.700, 5.541)
+    own = {e["depth"]: e["test_loss"] for e in var}
+    assert round(side["sc_dropout_1"][2] - own[2], 3) == 0.026 and 8 not in side["sc_dropout_1"]
+    assert (round(own[4] - side["sc_dropout_2"][4], 3), round(own[5] - side["sc_dropout_2"][5], 3)) == (0.009, 0.006)
+    minutes = {e["depth"]: round(e["train_seconds"] / 60, 1) for e in var}
+    assert minutes == {2: 6.6, 3: 6.9, 4: 2.1, 5: 2.6, 6: 3.2, 8: 4.8}
+    assert round(sum(e["train_seconds"] for e in long) / 60, 1) == 30.1
 
 
 def test_speed_table_matches_results():

@@ -444,7 +444,7 @@ def cmd_scaling(args):
 def cmd_merge_scaling(args):
     from .scaling import merge_sweeps, summary
 
-    print(summary(merge_sweeps(args.parts, args.results)))
+    print(summary(merge_sweeps(args.parts, args.results, parts_folder=args.parts_folder)))
 
 
 def cmd_bench(args):
@@ -686,6 +686,7 @@ def main(argv=None):
                         "power laws over all the models. The parts must share budget, width rule and data set.")
     ms.add_argument("parts", nargs="+", help="results names of the parts (files in results/)")
     ms.add_argument("--results", default="scaling_cifar10", help="the joined file's name")
+    ms.add_argument("--parts-folder", default=None, help="where the parts are (default results/)")
     ms.set_defaults(func=cmd_merge_scaling)
     dd = sub.add_parser("ddp-scaling", help="compare a one-GPU and a multi-GPU run of `train` -> results/ddp_scaling.json",
                         description="Read the train results of the same command run in one process (--single) and "

@@ -144,6 +144,49 @@ def generation_table(models=("var", "raster", "raster@best"), dataset: str = "ci
     return "\n".join(rows)
 
 
+SAMPLING_GRID = {  # model -> (the files of its evaluations with top-k 0 / top-p 1, those with top-k 900 / top-p 0.96)
+    "var": (("var_cifar10", "sampling_grid_cifar10/var_cfg24_32"), ("sampling_grid_cifar10/var_k900p96",)),
+    "raster@best": (("raster_cifar10_best", "sampling_grid_cifar10/raster_best_cfg24_32"),
+                    ("sampling_grid_cifar10/raster_best_k900p96",)),
+}
+
+
+def sampling_grid() -> dict:
+    """VAR and the early-stopped raster model over one grid of sampling settings: for each
+    model and each truncation (none; top-k 900 with top-p 0.96, the paper's), every
+    (cfg, FID_cls, class agreement) measured by `evaluate`, from the files in SAMPLING_GRID."""
+    out = {}
+    for model, by_truncation in SAMPLING_GRID.items():
+        for truncation, names in zip(("none", "top-k 900, top-p 0.96"), by_truncation):
+            runs = [read_results(n) for n in names]
+            points = sorted((e["cfg"], e["fid_cls"], e["class_agreement"]) for r in runs for e in r["metrics"]["sweep"])
+            out[model, truncation] = {"points": points, "best": min(points, key=lambda p: p[1]),
+                                      "commands": [r["command"] for r in runs], "device": runs[0]["device"],
+                                      "samples_per_class": {r["metrics"]["samples_per_class"] for r in runs}}
+    return out
+
+
+def sampling_grid_table() -> str:
+    """The README's table of VAR against the early-stopped raster model when both get the same,
+    wider grid of sampling settings (cfg up to 32, with and without the paper's truncation)."""
+    grid = sampling_grid()
+    rows = ["| model | truncation | cfg tried | best cfg | FID_cls there | class agreement there |",
+            "|---|---|---|---|---|---|"]
+    for (model, truncation), g in grid.items():
+        cfgs = [p[0] for p in g["points"]]
+        cfg, fid, agree = g["best"]
+        rows.append(f"| {model} | {truncation} | {len(cfgs)} values, {min(cfgs):g} to {max(cfgs):g} | {cfg:g} | "
+                    f"{fid:.1f} | {agree:.1%} |")
+    best = {m: min(g["best"][1] for (k, _), g in grid.items() if k == m) for m in SAMPLING_GRID}
+    samples = set().union(*(g["samples_per_class"] for g in grid.values()))
+    rows.append(f"\nBest over the whole grid: VAR {best['var']:.1f}, raster@best {best['raster@best']:.1f}: VAR's FID_cls "
+                f"is **{best['var'] / best['raster@best']:.2f} ×** the early-stopped raster model's. "
+                f"{' or '.join(f'{n:,}' for n in sorted(samples))} samples per class, "
+                f"on {grid['var', 'none']['device']}. Commands:")
+    rows += [f"- `{c}`" for g in grid.values() for c in g["commands"]]
+    return "\n".join(rows)
+
+
 EDITING_TASKS = {"inpaint_centre": "in-paint the centre quarter", "inpaint_top_half": "in-paint the top half",
                  "inpaint_bottom_half": "in-paint the bottom half", "outpaint_frame": "out-paint a frame",
                  "class_edit_centre": "class edit of a centre box"}
@@ -194,8 +237,16 @@ def scaling_table(name: str = "scaling_cifar10") -> str:
         rows.append(f"| {y.replace('_', ' ')} vs {'parameters' if x == 'parameters' else 'compute'} | "
                     + " | ".join(cells) + " |")
     budget = r["config"]["budget"]
-    rows.append(f"\nEvery model: {budget['steps']:,} steps of {budget['batch_size']} images, peak lr {budget['lr']:g}, "
-                f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
+    lr = f"{budget['lr']:g}" + (" × 256 / width" if budget.get("lr_rule") == "inverse-width" else "")
+    dropout = f", dropout {budget['dropout']:g}" if budget.get("dropout") else ""
+    head = f"\nEvery model: {budget['steps']:,} steps of {budget['batch_size']} images, peak lr {lr}{dropout}, "
+    if "parts" not in m:
+        rows.append(head + f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
+        return "\n".join(rows)
+    rows.append(head + f"on {m['parts'][0]['device']}, in {len(m['parts'])} parts side by side (the minutes of a "
+                "part that shared its GPU with others are wall-clock minutes, longer than the model alone needs), "
+                f"joined by `{r['command']}`:")
+    rows += [f"- `{p['name']}`: `{p['command']}` (commit `{p['git_commit'][:8]}`)" for p in m["parts"]]
     return "\n".join(rows)
 
 

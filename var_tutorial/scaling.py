@@ -275,6 +275,8 @@ def summary(record: dict) -> str:
     for e in sorted(record["metrics"]["models"], key=lambda e: (e["kind"], e["parameters"])):
         lines.append(f"{e['kind']:6s} d={e['depth']:2d} w={e['width']:4d}  {e['parameters'] / 1e6:6.2f} M  "
                      f"{e['train_flops']:.2e} FLOPs  test loss {e['test_loss']:.4f}  error {e['test_error']:.4f}")
+    seconds = sum(e["train_seconds"] for e in record["metrics"]["models"])
+    lines.append(f"training time, all models: {seconds / 60:.1f} min")
     for kind, f in record["metrics"].get("fits", {}).items():
         for key, fit in f.items():
             lines.append(f"{kind}: {key}: alpha = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f}, "
