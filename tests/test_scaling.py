@@ -200,3 +200,46 @@ def test_merge_joins_the_parts_of_a_sweep_and_fits_all_models(toy_sweep):
         scaling.merge_sweeps(["part_a", "part_c"], "bad", results_folder=folder, parts_folder=folder)
     with pytest.raises(ValueError, match="expected two or more"):
         scaling.merge_sweeps(["part_a"], "bad", results_folder=folder, parts_folder=folder)
+
+
+def test_hold_out_keeps_an_image_and_its_mirror_together_and_draws_from_every_class():
+    n, L = 40, 3
+    idx = torch.arange(n).repeat(2)[:, None].expand(2 * n, L) * 10  # row i + n mirrors row i: same image number
+    idx = idx + torch.cat([torch.zeros(n), torch.ones(n)]).long()[:, None]  # ... with a 1 added for "mirrored"
+    labels = (torch.arange(n) * 10 // n).repeat(2)  # sorted by class, as an ImageFolder data set is
+    (train, train_labels), (val, val_labels) = scaling.hold_out((idx, labels), 8)
+    assert len(train) == 2 * (n - 8) and len(val) == 8 and len(val_labels) == 8
+    val_images = set((val[:, 0] // 10).tolist())
+    train_images = (train[:, 0] // 10).tolist()
+    assert not val_images & set(train_images)  # no held-out image, flipped or not, is trained on
+    assert all(train_images.count(i) == 2 for i in set(train_images))  # each training image with its mirror
+    assert (val[:, 0] % 10 == 0).all()  # validation uses the images unflipped
+    assert len(set(val_labels.tolist())) > 1  # random, not the last (one-class) rows
+    again = scaling.hold_out((idx, labels), 8)[1][0]
+    assert torch.equal(again, val)  # seeded
+    for bad in (0, n):
+        with pytest.raises(ValueError, match=f"val_images={bad}: expected between 1 and {n - 1}"):
+            scaling.hold_out((idx, labels), bad)
+
+
+def test_early_stopping_sweep_chooses_on_held_out_training_images(toy_sweep, monkeypatch):
+    kw, calls = toy_sweep
+    seen = []
+    real_train = scaling.train_transformer
+
+    def spy(cfg, tcfg, *a, tokens=None, val_tokens=None, **k):
+        seen.append((len(tokens[0]), val_tokens and len(val_tokens[0]), tcfg.keep_best, tcfg.eval_every))
+        return real_train(cfg, tcfg, *a, tokens=tokens, val_tokens=val_tokens, **k)
+
+    monkeypatch.setattr(scaling, "train_transformer", spy)
+    train_rows = len(kw["caches"]["var"][0][0])
+    record = run_sweep(depths=(1,), raster_depths=(), keep_best=True, val_images=4, **kw)
+    assert seen == [(train_rows - 8, 4, True, 1)]  # 4 images and their 4 mirrors held out; 6 steps // 10 -> every step
+    m = record["metrics"]["models"][0]
+    assert (m["keep_best"], m["val_images"]) == (True, 4) and 1 <= m["restored_best_step"] <= 6
+    assert m["train_flops_to_best"] == m["flops_per_sequence"] * m["restored_best_step"] * 8
+    assert m["best_heldout_loss"] > 0
+    run_sweep(depths=(1,), raster_depths=(), **kw)  # without early stopping: another budget, trained again
+    assert seen[1] == (train_rows, None, False, 0)
+    with pytest.raises(ValueError, match="keep_best=True with val_images=0: early stopping needs held-out"):
+        run_sweep(depths=(1,), raster_depths=(), keep_best=True, **kw)

@@ -436,7 +436,8 @@ def cmd_scaling(args):
 
     record = run_sweep(depths=args.depths, raster_depths=args.raster_depths, dataset=args.dataset, preset=args.preset,
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                       lr_rule=args.lr_rule, dropout=args.dropout, width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
+                       lr_rule=args.lr_rule, dropout=args.dropout, keep_best=args.keep_best,
+                       val_images=args.val_images, width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
                        compile=args.compile, results_name=args.results, out_dir=args.out)
     print(summary(record))
 
@@ -673,6 +674,11 @@ def main(argv=None):
                     help="one lr for every model, or lr * 256 / width (Adam's best step shrinks with width)")
     sc.add_argument("--dropout", type=at_least(0.0, float, "a probability"), default=0.0,
                     help="the same for every model (the larger ones over-fit CIFAR-10's 50,000 images without)")
+    sc.add_argument("--keep-best", action="store_true",
+                    help="early stopping: test each model with the weights of its lowest loss on --val-images "
+                    "held-out training images (measured 10 times per run)")
+    sc.add_argument("--val-images", type=at_least(0), default=0,
+                    help="training images held out for --keep-best (with their mirror images), e.g. 5000")
     sc.add_argument("--subset", type=at_least(0), default=0, help="images per split (0: all); for a quick CPU run")
     sc.add_argument("--compile", action="store_true", help="torch.compile every model (slow to start: off by default)")
     sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")

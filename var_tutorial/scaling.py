@@ -149,7 +149,9 @@ def model_lr(lr: float, width: int, rule: str = "constant") -> float:
 
 def _same_budget(entry: dict, budget: dict) -> bool:
     # files written before the lr rule and dropout existed used one learning rate and no dropout
-    return all(entry.get(k, {"lr_rule": "constant", "dropout": 0.0}.get(k)) == v for k, v in budget.items())
+    defaults = {"lr_rule": "constant", "dropout": 0.0}
+    return (all(entry.get(k, defaults.get(k)) == v for k, v in budget.items())
+            and entry.get("keep_best", False) == budget.get("keep_best", False))
 
 
 def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
@@ -160,10 +162,25 @@ def _fits_of(entries: list[dict]) -> dict:
     return {k: fits(entries, k) for k in ("var", "raster") if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}
 
 
+def hold_out(tokens: tuple, images: int, seed: int = 0) -> tuple[tuple, tuple]:
+    """Split a training token cache (rows N..2N-1 mirror rows 0..N-1) into (train, validation):
+    a seeded random choice of `images` images leaves the training rows with its mirror images,
+    and the validation rows are those images unflipped. Random, not the last rows: the cache
+    follows the data set's order, which is sorted by class."""
+    idx, labels = tokens
+    n = len(idx) // 2
+    if not 0 < images < n:
+        raise ValueError(f"val_images={images}: expected between 1 and {n - 1} (the training set has {n} images)")
+    chosen = torch.zeros(n, dtype=torch.bool)
+    chosen[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]] = True
+    keep = (~chosen).repeat(2)  # an image and its mirror go together
+    return (idx[keep], labels[keep]), (idx[:n][chosen], labels[:n][chosen])
+
+
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
               steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
-              lr_rule: str = "constant", dropout: float = 0.0, width_per_depth: int = 64, subset: int = 0,
-              device=None, compile: bool = False,
+              lr_rule: str = "constant", dropout: float = 0.0, keep_best: bool = False, val_images: int = 0,
+              width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
               results_name: str | None = None, results_folder=None, out_dir=None, progress: bool = True,
               log=print, tokenizers: dict | None = None, caches: dict | None = None) -> dict:
     """Train and measure every model of the family; returns the results record.
@@ -175,12 +192,20 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     has the cheap ones. tokenizers ({"var": file, "raster": file}) and caches ({kind:
     (train tokens, test tokens)}) replace the data set's defaults (the tests use toy ones);
     results_folder replaces results/ (the notebook's live sweep writes under runs/).
+
+    keep_best: early stopping, as Kaplan et al. (2020) did for models limited by their data:
+    val_images training images (with their mirrors) are held out, the loss on them is measured
+    10 times per run, and each model is tested with the weights of its lowest held-out loss.
+    The test set itself is never used to choose.
     """
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if value < 1:
             raise ValueError(f"{name}={value}: expected a positive integer")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout={dropout}: expected a probability in [0, 1)")
+    if keep_best and val_images < 1:
+        raise ValueError(f"keep_best=True with val_images={val_images}: early stopping needs held-out training "
+                         "images (val_images > 0); the test set is never used to choose")
     model_lr(lr, width_per_depth, lr_rule)  # an unknown rule fails before any work
     if not depths:
         raise ValueError("depths=(): expected at least one VAR depth (and 3 or more to fit a power law)")
@@ -192,6 +217,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         entries = []
     budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "dropout": dropout,
               "warmup_steps": warmup_steps, "subset": subset}
+    if keep_best:  # (files from before early stopping have neither key)
+        budget |= {"keep_best": True, "val_images": val_images}
     out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
@@ -210,12 +237,14 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth, dropout)
         lr_model = model_lr(lr, cfg.width, lr_rule)
         tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size,
-                                      lr=lr_model,
-                                      warmup_steps=warmup_steps, eval_every=0, log_every=max(1, steps // 10),
+                                      lr=lr_model, warmup_steps=warmup_steps, log_every=max(1, steps // 10),
+                                      eval_every=max(1, steps // 10) if keep_best else 0, keep_best=keep_best,
                                       ckpt_every=steps, subset=subset)
+        train_tokens, val_tokens = hold_out(caches[kind][0], val_images) if keep_best else (caches[kind][0], None)
         t0 = time.time()
         model, history = train_transformer(cfg, tcfg, out_dir / f"{kind}_d{depth}", device=device, compile=compile,
-                                           resume=False, progress=progress, tokens=caches[kind][0])
+                                           resume=False, progress=progress, tokens=train_tokens,
+                                           val_tokens=val_tokens)
         seconds = time.time() - t0
         scale_L = scale_index(cfg.patch_nums).to(device)
         test = validate(model, cfg, tokenizer.quantizer, tuple(t.to(device) for t in caches[kind][1]), scale_L,
@@ -230,6 +259,11 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
                  "test_loss": test["val_loss"], "test_error": 1 - test["val_accuracy"],
                  "test_loss_last_scale": test["val_loss_per_scale"][-1],
                  "test_loss_per_scale": test["val_loss_per_scale"]}
+        if keep_best:
+            restored = history[-1]
+            entry |= {"restored_best_step": restored["restored_best_step"],
+                      "best_heldout_loss": restored["restored_best_val_loss"],
+                      "train_flops_to_best": flops * restored["restored_best_step"] * batch_size}
         entries.append(entry)
         log(f"{kind} depth {depth}: {entry['parameters'] / 1e6:.2f} M parameters, {entry['train_flops']:.3g} FLOPs, "
             f"test loss {entry['test_loss']:.4f}, error {entry['test_error']:.4f} ({seconds:.0f} s)")
