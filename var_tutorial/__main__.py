@@ -437,8 +437,9 @@ def cmd_scaling(args):
     record = run_sweep(depths=args.depths, raster_depths=args.raster_depths, dataset=args.dataset, preset=args.preset,
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                        lr_rule=args.lr_rule, dropout=args.dropout, keep_best=args.keep_best,
-                       val_images=args.val_images, width_per_depth=args.width_per_depth, subset=args.subset, device=pick_device(args.device),
-                       compile=args.compile, results_name=args.results, out_dir=args.out)
+                       val_images=args.val_images, width_per_depth=args.width_per_depth, subset=args.subset,
+                       device=pick_device(args.device), compile=args.compile, results_name=args.results,
+                       out_dir=args.out)
     print(summary(record))
 
 
@@ -686,7 +687,7 @@ def main(argv=None):
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scaling)
 
-    ms = sub.add_parser("merge-scaling", help="join the results files of a sweep run in parts -> one file with the fits",
+    ms = sub.add_parser("merge-scaling", help="join the results files of a sweep run in parts -> one file, with fits",
                         description="A sweep may run in parts side by side (say, one per GPU, each with its own "
                         "--results name and its own --depths); this joins them into one results file and fits the "
                         "power laws over all the models. The parts must share budget, width rule and data set.")

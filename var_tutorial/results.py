@@ -179,8 +179,8 @@ def sampling_grid_table() -> str:
                     f"{fid:.1f} | {agree:.1%} |")
     best = {m: min(g["best"][1] for (k, _), g in grid.items() if k == m) for m in SAMPLING_GRID}
     samples = set().union(*(g["samples_per_class"] for g in grid.values()))
-    rows.append(f"\nBest over the whole grid: VAR {best['var']:.1f}, raster@best {best['raster@best']:.1f}: VAR's FID_cls "
-                f"is **{best['var'] / best['raster@best']:.2f} ×** the early-stopped raster model's. "
+    rows.append(f"\nBest over the whole grid: VAR {best['var']:.1f}, raster@best {best['raster@best']:.1f}: "
+                f"VAR's FID_cls is **{best['var'] / best['raster@best']:.2f} ×** the early-stopped raster model's. "
                 f"{' or '.join(f'{n:,}' for n in sorted(samples))} samples per class, "
                 f"on {grid['var', 'none']['device']}. Commands:")
     rows += [f"- `{c}`" for g in grid.values() for c in g["commands"]]

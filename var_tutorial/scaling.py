@@ -9,7 +9,9 @@ module does the same experiment at classroom scale:
     budget      every model sees the same tokens: the same steps, batch, schedule and dropout
     lr rule     one learning rate for all ("constant"), or lr * 256 / width ("inverse-width":
                 Adam's best step size shrinks roughly as 1/width, Yang et al. 2022, "muP")
-    measure     test loss and test token error rate (1 - accuracy) on the CIFAR-10 test tokens
+    measure     test loss and test token error rate (1 - accuracy) on the CIFAR-10 test tokens,
+                with the last weights or (keep_best) those of the lowest loss on held-out
+                training images: early stopping, for models that over-fit their data
     compute     FLOPs of one training step counted by torch's FlopCounterMode, times the steps
     fit         least squares on log L = alpha * log beta + alpha * log X,
                 with the standard errors of alpha and beta and the Pearson r
