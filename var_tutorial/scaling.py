@@ -149,11 +149,12 @@ def model_lr(lr: float, width: int, rule: str = "constant") -> float:
     return lr if rule == "constant" else lr * LR_BASE_WIDTH / width
 
 
+# what files written before these budget keys existed did: one lr, no dropout, no early stopping
+BUDGET_DEFAULTS = {"lr_rule": "constant", "dropout": 0.0, "keep_best": False, "val_images": 0}
+
+
 def _same_budget(entry: dict, budget: dict) -> bool:
-    # files written before the lr rule and dropout existed used one learning rate and no dropout
-    defaults = {"lr_rule": "constant", "dropout": 0.0}
-    return (all(entry.get(k, defaults.get(k)) == v for k, v in budget.items())
-            and entry.get("keep_best", False) == budget.get("keep_best", False))
+    return all(entry.get(k, BUDGET_DEFAULTS.get(k)) == v for k, v in budget.items())
 
 
 def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
@@ -218,9 +219,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     except FileNotFoundError:
         entries = []
     budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "dropout": dropout,
-              "warmup_steps": warmup_steps, "subset": subset}
-    if keep_best:  # (files from before early stopping have neither key)
-        budget |= {"keep_best": True, "val_images": val_images}
+              "keep_best": keep_best, "val_images": val_images if keep_best else 0, "warmup_steps": warmup_steps,
+              "subset": subset}
     out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
