@@ -7,7 +7,8 @@ import torch
 
 from var_tutorial.config import tokenizer_preset
 from var_tutorial.sampling import (
-    cfg_logits, cfg_ramp, generate_raster, generate_var, sample_tokens, top_k_top_p_filter,
+    cfg_logits, cfg_ramp, generate_raster, generate_var, sample_tokens, sample_tokens_fast, sampled_probs,
+    top_candidates, top_k_top_p_filter,
 )
 from var_tutorial.transformer import VAR, RasterTransformer, flatten_tokens, transformer_preset
 from var_tutorial.vqvae import VQVAE
@@ -79,6 +80,44 @@ def test_top_k_then_top_p_and_temperature():
     # a tiny temperature makes sampling greedy
     assert sample_tokens(torch.randn(3, 4, 10, generator=seeded(1)), temperature=1e-4, generator=seeded(0)).equal(
         torch.randn(3, 4, 10, generator=seeded(1)).argmax(-1))
+
+
+# -- the fast path: the same distribution from the top-k candidates --------------------------
+@pytest.mark.parametrize("top_k,top_p,temperature", [(0, 1.0, 1.0), (900, 0.96, 1.0), (50, 1.0, 0.7),
+                                                     (0, 0.5, 1.3), (3, 0.5, 1.0), (4096, 0.9, 1.0)])
+def test_fast_sampler_draws_from_the_same_distribution(top_k, top_p, temperature):
+    logits = 3 * torch.randn(64, 4096, generator=seeded(top_k))
+    plain = sampled_probs(logits, top_k, top_p, temperature)
+    fast = sampled_probs(logits, top_k, top_p, temperature, fast=True)
+    assert torch.equal(plain > 0, fast > 0)  # the same tokens may be drawn
+    assert torch.allclose(plain, fast, atol=1e-6, rtol=1e-4)  # with the same probabilities
+
+
+def test_top_candidates_on_a_hand_example():
+    probs, order = top_candidates(torch.tensor([0.05, 0.5, 0.15, 0.3]).log(), top_k=3, top_p=0.7)
+    assert order.tolist() == [1, 3, 2]  # most likely first; the 4th is cut by top-k
+    # renormalised over the top 3: 0.526, 0.316, 0.158; the nucleus of 0.7 needs the first two
+    assert torch.allclose(probs, torch.tensor([0.5, 0.3, 0.0]) / 0.95, atol=1e-6)
+
+
+def test_fast_sampler_frequencies_match_the_probabilities():
+    logits = torch.tensor([[[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]]]).expand(1, 20_000, 6).contiguous()
+    drawn = sample_tokens_fast(logits, top_k=4, top_p=0.9, generator=seeded(0)).flatten()
+    freq = torch.bincount(drawn, minlength=6).float() / drawn.numel()
+    want = sampled_probs(logits[0, 0], top_k=4, top_p=0.9)
+    assert torch.allclose(freq, want, atol=0.01), (freq, want)  # 3 sigma of 20k draws is < 0.011
+    assert sample_tokens_fast(logits[:, :5], temperature=1e-4, generator=seeded(0)).eq(0).all()  # greedy
+
+
+def test_fast_generation_is_seeded_and_agrees_when_greedy(var_model, raster_model, vqvae):
+    run = lambda fast, seed, **kw: generate_var(var_model, vqvae.quantizer, [0, 5, 9], cfg=2.0, top_k=8, top_p=0.9,
+                                                generator=seeded(seed), fast=fast, **kw)
+    assert all(a.equal(b) for a, b in zip(run(True, 0), run(True, 0)))  # a seed gives the same images
+    assert not all(a.equal(b) for a, b in zip(run(True, 0), run(True, 1)))
+    greedy = lambda fast: run(fast, 0, temperature=1e-9)  # the untrained logits differ by ~1e-5
+    assert all(a.equal(b) for a, b in zip(greedy(True), greedy(False)))  # no randomness left: the same tokens
+    r = lambda fast: generate_raster(raster_model, [1, 2], top_k=10, temperature=1e-9, generator=seeded(0), fast=fast)
+    assert r(True)[0].equal(r(False)[0])
 
 
 # -- generation ----------------------------------------------------------------------------

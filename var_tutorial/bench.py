@@ -39,7 +39,7 @@ import torch
 
 from .quantizer import MultiScaleQuantizer
 from .results import write_results
-from .sampling import generate_raster, generate_var
+from .sampling import generate_raster, generate_var, sampled_probs
 from .scaling import training_flops_per_sequence
 from .train import compiled, param_groups, setup_device, token_loss
 from .transformer import VAR, TransformerConfig, build_transformer, count_params, transformer_preset, unflatten_tokens
@@ -157,19 +157,38 @@ def random_quantizer(cfg: TransformerConfig, device) -> MultiScaleQuantizer:
     return MultiScaleQuantizer(cfg.vocab_size, cfg.latent_channels, cfg.patch_nums).to(device).requires_grad_(False)
 
 
-def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict):
-    """A function that generates the token maps of `batch` images (bf16 autocast on a GPU)."""
+def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict, fast: bool = False):
+    """A function that generates the token maps of `batch` images (bf16 autocast on a GPU);
+    fast=True draws with sampling.sample_tokens_fast."""
     labels = torch.arange(batch, device=device) % model.cfg.num_classes
     gen = torch.Generator(device=device).manual_seed(0)
 
     def run():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             if isinstance(model, VAR):
-                generate_var(model, quantizer, labels, generator=gen, **sampling)
+                generate_var(model, quantizer, labels, generator=gen, fast=fast, **sampling)
             else:
-                generate_raster(model, labels, generator=gen, **sampling)
+                generate_raster(model, labels, generator=gen, fast=fast, **sampling)
 
     return run
+
+
+def samplers_agree(model, device: torch.device, sampling: dict) -> dict:
+    """The fast draw against the plain one, on this device: the max abs difference of the two
+    distributions (vocabulary order) on the first step's logits of 64 labels, and on logits
+    3 x N(0, 1) (a peaked distribution, where top-k and top-p both cut)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    labels = torch.arange(64, device=device) % model.cfg.num_classes
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        cond = model.condition(labels)
+        model_logits = model.forward_step(cond, model.start_token(cond), 0)[:, 0]  # (64, V)
+    out = {}
+    for name, logits in (("model", model_logits), ("peaked", 3 * torch.randn(4096, model.cfg.vocab_size, device=device,
+                                                                              generator=gen))):
+        kw = {k: sampling[k] for k in ("top_k", "top_p")}
+        diff = (sampled_probs(logits, **kw) - sampled_probs(logits, **kw, fast=True)).abs().max().item()
+        out[f"max_abs_prob_diff_{name}_logits"] = float(f"{diff:.3g}")
+    return out
 
 
 def compile_for_speed(model, backend: str | None, scope: str):
@@ -201,7 +220,9 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                       "both models have the same width, depth, heads and vocabulary; KV cache and CFG in both "
                       "(conditional and unconditional halves in one batch); timed in turns in one process",
               "path": "the library's samplers (sampling.generate_var / generate_raster), eager, "
-                      + ("bf16 autocast on the GPU, float32 on the CPU" if cuda else "float32"),
+                      + ("bf16 autocast on the GPU, float32 on the CPU" if cuda else "float32")
+                      + "; the figures use the fast draw (fast=True: sample_tokens_fast, the top-k candidates "
+                        "only) in both models, the plain draw (sample_tokens) is timed beside it (plain_*)",
               "sampling": SAMPLING, "targets": {f"{r} px, batch 64": f"next-scale >= {t}x faster" for r, t in
                                                 TARGETS["generation_speedup_batch64"].items()},
               "targets_met": {}, "cpu_threads": torch.get_num_threads(), "models": {}, "rows": [],
@@ -219,9 +240,10 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                                                "steps": len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens,
                                                "tokens": m.cfg.num_tokens} for kind, m in models.items()}
         for dev, batch in rows:
-            if not clock.allows(40 if res == 64 else 20, f"generation {res}px {dev.type} batch {batch}"):
+            if not clock.allows(80 if res == 64 else 40, f"generation {res}px {dev.type} batch {batch}"):
                 continue
-            run = {kind: sampler(m.to(dev), quantizer.to(dev), batch, dev, SAMPLING) for kind, m in models.items()}
+            run = {f"{plain}{kind}": sampler(m.to(dev), quantizer.to(dev), batch, dev, SAMPLING, fast=not plain)
+                   for kind, m in models.items() for plain in ("", "plain_")}
             t = timed_in_turns(run, dev, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
             speedup = t["raster"] / t["var"]
             if dev.type == "cuda" and batch == 64:
@@ -231,9 +253,15 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                                    "next_token_images_per_s": round(batch / t["raster"], 2),
                                    "next_scale_seconds_per_batch": round(t["var"], 5),
                                    "next_token_seconds_per_batch": round(t["raster"], 5),
-                                   "speedup_next_scale_over_next_token": round(speedup, 2)})
+                                   "speedup_next_scale_over_next_token": round(speedup, 2),
+                                   "plain_next_scale_seconds_per_batch": round(t["plain_var"], 5),
+                                   "plain_next_token_seconds_per_batch": round(t["plain_raster"], 5),
+                                   "plain_speedup_next_scale_over_next_token": round(t["plain_raster"] / t["plain_var"], 2)}
+                                  | {f"{kind}_{k}": v for kind, m in models.items()
+                                     for k, v in samplers_agree(m, dev, SAMPLING).items()})
             clock.log(f"generation {res}px {dev.type} b{batch}: next-scale {batch / t['var']:.1f} img/s, "
-                      f"next-token {batch / t['raster']:.1f} img/s, x{speedup:.1f}")
+                      f"next-token {batch / t['raster']:.1f} img/s, x{speedup:.1f} "
+                      f"(plain draw: x{t['plain_raster'] / t['plain_var']:.1f})")
             save()
         del models, quantizer
         if cuda:
@@ -416,14 +444,17 @@ def bench_reference(device, quick: bool, clock: Clock, peak: dict) -> None:
                   f"the reference, {train['fraction_of_matmul_peak']:.0%} of peak, "
                   f"|dlogit| {train['max_abs_logit_diff_vs_plain']:.2g}")
         save()
-        # sampling: the library's sampler, eager, bf16 autocast, KV cache (fast == plain: nothing to check)
-        model = plain.eval()
-        t = timed_in_turns({"var": sampler(model, random_quantizer(cfg, device), sample_batch, device, SAMPLING)},
+        # sampling: the library's sampler, eager, bf16 autocast, KV cache; the fast draw, the plain one beside it
+        model, quantizer = plain.eval(), random_quantizer(cfg, device)
+        t = timed_in_turns({"fast": sampler(model, quantizer, sample_batch, device, SAMPLING, fast=True),
+                            "plain": sampler(model, quantizer, sample_batch, device, SAMPLING)},
                            device, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
-        entry["sample"] = {"path": "sampling.generate_var, eager, KV cache, "
+        entry["sample"] = {"path": "sampling.generate_var(fast=True), eager, KV cache, "
                                    + ("bf16 autocast" if cuda else "float32"),
-                           "batch": sample_batch, "images_per_s": round(sample_batch / t["var"], 2),
-                           "seconds_per_batch": round(t["var"], 5), "repeats": t["repeats"]}
+                           "batch": sample_batch, "images_per_s": round(sample_batch / t["fast"], 2),
+                           "seconds_per_batch": round(t["fast"], 5), "repeats": t["repeats"],
+                           "plain_images_per_s": round(sample_batch / t["plain"], 2)}
+        entry["sample"] |= samplers_agree(model, device, SAMPLING)
         entry["sample_vs_reference"] = float(f"{entry['sample']['images_per_s'] / ref['sample_images_per_s']:.4g}")
         entry["targets_met"] = {"train": entry["train_vs_reference"] >= TARGETS["train_vs_reference"],
                                 "sample": entry["sample_vs_reference"] >= TARGETS["sample_vs_reference"]}
