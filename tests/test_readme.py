@@ -131,6 +131,39 @@ def test_what_the_readme_says_of_the_longer_sweep():
     assert round(sum(e["train_seconds"] for e in long) / 60, 1) == 30.1
 
 
+def test_the_dropout_sweep_table_matches_results():
+    assert block("scaling_cifar10_dropout") == scaling_table("scaling_cifar10_dropout").strip()
+
+
+def test_what_the_readme_says_of_dropout_and_early_stopping():
+    drop = read_results("scaling_cifar10_dropout")["metrics"]
+    var = {e["depth"]: e for e in drop["models"] if e["kind"] == "var"}
+    plain = {e["depth"]: e for e in read_results("scaling_cifar10_2250x512")["metrics"]["models"] if e["kind"] == "var"}
+    assert sorted(var) == [2, 3, 4, 5, 6, 8] and all(e["dropout"] == 0.1 for e in var.values())
+    assert var[8]["parameters"] / var[2]["parameters"] >= 30  # 34x
+    assert (round(var[2]["test_loss"], 3), round(plain[2]["test_loss"], 3)) == (5.639, 5.613)  # costs d=2, d=3
+    assert (round(var[3]["test_loss"], 3), round(plain[3]["test_loss"], 3)) == (5.522, 5.504)
+    assert (round(var[8]["test_loss"], 3), round(plain[8]["test_loss"], 3)) == (5.316, 5.366)
+    assert var[8]["test_loss"] < var[6]["test_loss"]  # "back below the 18 M one"
+    gain = {d: plain[d]["test_loss"] - var[d]["test_loss"] for d in (4, 5, 6, 8)}
+    assert round(min(gain[d] for d in (4, 5, 6)), 3) == 0.006 and round(max(gain[d] for d in (4, 5, 6)), 3) == 0.011
+    assert gain[8] == max(gain.values())  # "most at d=8"
+    fit = drop["fits"]["var"]["test_loss_vs_parameters"]
+    assert round(fit["pearson_r"], 4) == -0.9799 and fit["pearson_r"] > -0.98  # misses the bar in the 4th decimal
+    assert (round(fit["alpha"], 4), round(fit["alpha_se"], 4)) == (-0.0171, 0.0017)
+    assert round(sum(e["train_seconds"] for e in drop["models"]) / 60, 1) == 13.9
+    gap = lambda e: round(e["test_loss"] - e["final_train_loss"], 2)
+    assert [gap(var[d]) for d in (4, 6, 8)] == [0.04, 0.12, 0.23] and [gap(plain[d]) for d in (4, 6, 8)] == [0.10, 0.21, 0.38]
+    parts = Path(__file__).resolve().parents[1] / "results" / "scaling_parts"
+    kb = {e["depth"]: e for n in ("sc_kb_1", "sc_kb_2") for e in read_results(n, parts)["metrics"]["models"]
+          if e["kind"] == "var"}
+    assert sorted(kb) == [3, 5, 6, 8] and all(e["keep_best"] and e["val_images"] == 5000 for e in kb.values())
+    assert all(kb[d]["restored_best_step"] == 2250 for d in (3, 5, 6)) and kb[8]["restored_best_step"] == 1575
+    worse = [kb[d]["test_loss"] - plain[d]["test_loss"] for d in (3, 5, 6)]
+    assert round(min(worse), 3) == 0.016 and round(max(worse), 3) == 0.026
+    assert round(kb[8]["test_loss"], 3) == 5.373 and kb[8]["test_loss"] > plain[8]["test_loss"]
+
+
 def test_speed_table_matches_results():
     assert block("speed") == speed_table().strip()
 

@@ -1,6 +1,8 @@
 """Scaling laws: the power-law fit recovers known laws, the FLOP count equals a hand count,
 and a sweep appends each model to its results file and skips the ones already there."""
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,6 +202,13 @@ def test_merge_joins_the_parts_of_a_sweep_and_fits_all_models(toy_sweep):
         scaling.merge_sweeps(["part_a", "part_c"], "bad", results_folder=folder, parts_folder=folder)
     with pytest.raises(ValueError, match="expected two or more"):
         scaling.merge_sweeps(["part_a"], "bad", results_folder=folder, parts_folder=folder)
+    # a part written before the budget named early stopping merges with one that names it off
+    old = json.loads((Path(folder) / "part_b.json").read_text())
+    for key in ("keep_best", "val_images"):
+        del old["config"]["budget"][key]
+    (Path(folder) / "part_b.json").write_text(json.dumps(old))
+    again = scaling.merge_sweeps(["part_a", "part_b"], "merged", results_folder=folder, parts_folder=folder)
+    assert again["config"] == part_a["config"] and len(again["metrics"]["models"]) == 4
 
 
 def test_hold_out_keeps_an_image_and_its_mirror_together_and_draws_from_every_class():

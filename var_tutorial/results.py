@@ -243,8 +243,8 @@ def scaling_table(name: str = "scaling_cifar10") -> str:
     if "parts" not in m:
         rows.append(head + f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
         return "\n".join(rows)
-    rows.append(head + f"on {m['parts'][0]['device']}, in {len(m['parts'])} parts side by side (the minutes of a "
-                "part that shared its GPU with others are wall-clock minutes, longer than the model alone needs), "
+    rows.append(head + f"on {m['parts'][0]['device']}, in {len(m['parts'])} parts, one results file each (the minutes "
+                "of a part that shared its GPU with others are wall-clock minutes, longer than the model alone needs), "
                 f"joined by `{r['command']}`:")
     rows += [f"- `{p['name']}`: `{p['command']}` (commit `{p['git_commit'][:8]}`)" for p in m["parts"]]
     return "\n".join(rows)

@@ -283,6 +283,8 @@ def merge_sweeps(parts: list[str], results_name: str, results_folder=None, parts
     if len(parts) < 2:
         raise ValueError(f"parts={parts!r}: expected two or more results files to merge")
     records = [read_results(p, parts_folder) for p in parts]
+    for rec in records:  # a part written before a budget key existed did what BUDGET_DEFAULTS says
+        rec["config"]["budget"] = BUDGET_DEFAULTS | rec["config"]["budget"]
     first = records[0]["config"]
     for part, rec in zip(parts[1:], records[1:]):
         if rec["config"] != first:
