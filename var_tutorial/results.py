@@ -254,27 +254,34 @@ def speed_table() -> str:
     """The README's speed tables, from results/bench_generation.json, bench_reference.json,
     bench_training.json (bench) and ddp_scaling.json (ddp-scaling)."""
     gen, ref, tr = (read_results(f"bench_{n}") for n in ("generation", "reference", "training"))
-    rows = ["| image size | device | batch | next-scale (images/s) | next-token (images/s) | next-scale is |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| image size | device | batch | next-scale (images/s) | next-token (images/s) | next-scale is | "
+            "with the plain draw |", "|---|---|---|---|---|---|---|"]
     for r in gen["metrics"]["rows"]:
+        plain = r.get("plain_speedup_next_scale_over_next_token")
         rows.append(f"| {r['resolution']} px | {'GPU' if r['device'] == 'cuda' else 'CPU'} | {r['batch']} | "
                     f"{r['next_scale_images_per_s']:,.1f} | {r['next_token_images_per_s']:,.1f} | "
-                    f"{r['speedup_next_scale_over_next_token']:.1f}× faster |")
+                    f"{r['speedup_next_scale_over_next_token']:.1f}× faster | "
+                    + (f"{plain:.1f}×" if plain is not None else "–") + " |")
     peak = ref["metrics"]["matmul_peak"]["tflops"]
     rows += ["", f"| configuration | parameters | training tokens/s (reference) | × | share of the bf16 peak "
-             f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × |", "|---|---|---|---|---|---|---|"]
+             f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × | plain draw (images/s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, c in ref["metrics"]["configs"].items():
         t, s = c["train"], c["sample"]
+        plain = s.get("plain_images_per_s")
         rows.append(f"| {name} | {c['parameters'] / 1e6:.0f} M | {t['tokens_per_s']:,.0f} "
                     f"({c['reference']['train_tokens_per_s']:,}) | {c['train_vs_reference']:.2f} | "
                     f"{t['fraction_of_matmul_peak']:.0%} | {s['images_per_s']:,.0f} "
-                    f"({c['reference']['sample_images_per_s']:,}) | {c['sample_vs_reference']:.2f} |")
+                    f"({c['reference']['sample_images_per_s']:,}) | {c['sample_vs_reference']:.2f} | "
+                    + (f"{plain:,.0f}" if plain is not None else "–") + " |")
     rows += ["", "| training the CIFAR-10 VAR (batch 256) | tokens/s | TFLOP/s | largest logit difference from eager |",
              "|---|---|---|---|"]
     for v in tr["metrics"]["variants"]:
         rows.append(f"| {v['variant']} | {v['tokens_per_s']:,.0f} | {v['achieved_tflops']:.1f} | "
                     f"{v['max_abs_logit_diff_vs_plain']:.1e} |")
-    rows.append(f"\nOn {gen['device']}: `{gen['command']}` (commit `{gen['git_commit'][:8]}`).")
+    rows.append(f"\nOn {gen['device']}; each table from its own run:")
+    rows += [f"- `results/bench_{n}.json`: `{r['command']}` (commit `{r['git_commit'][:8]}`, {r['date'][:10]})"
+             for n, r in (("generation", gen), ("reference", ref), ("training", tr))]
     return "\n".join(rows) + "\n\n" + ddp_table()
 
 
