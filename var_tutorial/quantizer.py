@@ -106,12 +106,12 @@ class MultiScaleQuantizer(nn.Module):
         """Scale k's contribution h_k = phi_k(bicubic_up(z_small)): (B, C, pn_k, pn_k) -> (B, C, H, W).
 
         bicubic_up(z) = F.interpolate(z, size=(H, H), mode="bicubic"), computed as A @ z @ A.T
-        (see bicubic_matrix), in float32 even under autocast, as F.interpolate would.
+        (see bicubic_matrix) in z's own dtype, even under autocast, as F.interpolate would.
         """
         if k != self.K - 1:
-            A = getattr(self, f"upsample_{k}")  # (H, pn_k)
+            A = getattr(self, f"upsample_{k}").to(z_small.dtype)  # (H, pn_k)
             with torch.autocast(z_small.device.type, enabled=False):
-                z_small = A @ z_small.float() @ A.T  # (H, pn) @ (B, C, pn, pn) @ (pn, H) -> (B, C, H, H)
+                z_small = A @ z_small @ A.T  # (H, pn) @ (B, C, pn, pn) @ (pn, H) -> (B, C, H, H)
         return self.phi(z_small, k, self.K)
 
     def embed(self, r_k: torch.Tensor) -> torch.Tensor:
