@@ -211,6 +211,36 @@ def test_merge_joins_the_parts_of_a_sweep_and_fits_all_models(toy_sweep):
     assert again["config"] == part_a["config"] and len(again["metrics"]["models"]) == 4
 
 
+def test_a_sweep_repeated_with_another_seed_is_fitted_on_the_mean_of_the_seeds(toy_sweep):
+    kw, calls = toy_sweep
+    folder = kw["results_folder"]
+    seed0 = run_sweep(depths=(1, 2, 3), raster_depths=(), results_name="seed0", **kw)
+    seed1 = run_sweep(depths=(1, 2, 3), raster_depths=(), results_name="seed1", seed=1, **kw)
+    assert len(calls) == 6 and seed1["config"]["budget"]["seed"] == 1
+    loss0, loss1 = ([m["test_loss"] for m in r["metrics"]["models"]] for r in (seed0, seed1))
+    assert all(a != b for a, b in zip(loss0, loss1))  # the seed changes the initialisation and the batches
+    merged = scaling.merge_sweeps(["seed0", "seed1"], "both", results_folder=folder, parts_folder=folder)
+    m = merged["metrics"]
+    assert [(e["depth"], e["seed"]) for e in m["models"]] == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
+    assert merged["config"]["budget"]["seed"] == [0, 1]
+    params = [e["parameters"] for e in seed0["metrics"]["models"]]
+    want = scaling.fit_power_law(params, [(a + b) / 2 for a, b in zip(loss0, loss1)])
+    fit = m["fits"]["var"]["test_loss_vs_parameters"]
+    assert fit["n"] == 3 and fit["alpha"] == pytest.approx(want["alpha"], rel=1e-9)
+    assert fit["pearson_r"] == pytest.approx(want["pearson_r"], rel=1e-9)
+    for seed, record in (("0", seed0), ("1", seed1)):  # and each seed alone, as its own sweep fitted it
+        assert m["fits_per_seed"][seed]["var"]["test_loss_vs_parameters"]["alpha"] == pytest.approx(
+            record["metrics"]["fits"]["var"]["test_loss_vs_parameters"]["alpha"], rel=1e-9)
+    means = scaling.seed_means(m["models"])
+    assert [e["test_loss_seeds"] for e in means] == [list(p) for p in zip(loss0, loss1)]
+    assert "seed 1" in scaling.summary(merged) and "mean over seeds" in scaling.summary(merged)
+    with pytest.raises(ValueError, match=r"var depth 1 is in both seed1 and seed1 \(seed 1 in both\)"):
+        scaling.merge_sweeps(["seed1", "seed1"], "bad", results_folder=folder, parts_folder=folder)
+    # a sweep resumed with another seed trains again: the seed is part of the budget
+    run_sweep(depths=(1,), raster_depths=(), results_name="seed0", seed=2, **kw)
+    assert len(calls) == 7
+
+
 def test_hold_out_keeps_an_image_and_its_mirror_together_and_draws_from_every_class():
     n, L = 40, 3
     idx = torch.arange(n).repeat(2)[:, None].expand(2 * n, L) * 10  # row i + n mirrors row i: same image number

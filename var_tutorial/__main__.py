@@ -438,7 +438,7 @@ def cmd_scaling(args):
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                        lr_rule=args.lr_rule, dropout=args.dropout, keep_best=args.keep_best,
                        val_images=args.val_images, width_per_depth=args.width_per_depth, subset=args.subset,
-                       device=pick_device(args.device), compile=args.compile, results_name=args.results,
+                       seed=args.seed, device=pick_device(args.device), compile=args.compile, results_name=args.results,
                        out_dir=args.out)
     print(summary(record))
 
@@ -681,6 +681,8 @@ def main(argv=None):
     sc.add_argument("--val-images", type=at_least(0), default=0,
                     help="training images held out for --keep-best (with their mirror images), e.g. 5000")
     sc.add_argument("--subset", type=at_least(0), default=0, help="images per split (0: all); for a quick CPU run")
+    sc.add_argument("--seed", type=at_least(0), default=0,
+                    help="initialisation and batch order of every model; merge-scaling averages sweeps of several seeds")
     sc.add_argument("--compile", action="store_true", help="torch.compile every model (slow to start: off by default)")
     sc.add_argument("--results", default=None, help="results file name (default scaling_<dataset>)")
     sc.add_argument("--out", default=None, help="checkpoint folder, one sub-folder per model (default runs/scaling)")

@@ -15,6 +15,8 @@ module does the same experiment at classroom scale:
     compute     FLOPs of one training step counted by torch's FlopCounterMode, times the steps
     fit         least squares on log L = alpha * log beta + alpha * log X,
                 with the standard errors of alpha and beta and the Pearson r
+    seeds       a sweep may be repeated with another seed (initialisation and batch order);
+                merge_sweeps then fits the mean over the seeds of each size, and each seed alone
 
 Each finished model is appended to results/scaling_<dataset>.json at once, so a sweep
 may span several GPU commands: models already in the file are skipped. Parts of one sweep
@@ -150,7 +152,7 @@ def model_lr(lr: float, width: int, rule: str = "constant") -> float:
 
 
 # what files written before these budget keys existed did: one lr, no dropout, no early stopping
-BUDGET_DEFAULTS = {"lr_rule": "constant", "dropout": 0.0, "keep_best": False, "val_images": 0}
+BUDGET_DEFAULTS = {"lr_rule": "constant", "dropout": 0.0, "keep_best": False, "val_images": 0, "seed": 0}
 
 
 def _same_budget(entry: dict, budget: dict) -> bool:
@@ -162,7 +164,35 @@ def _same_run(entry: dict, kind: str, depth: int, budget: dict) -> bool:
 
 
 def _fits_of(entries: list[dict]) -> dict:
-    return {k: fits(entries, k) for k in ("var", "raster") if len({e["depth"] for e in entries if e["kind"] == k}) >= 3}
+    """The fits of every kind with >= 3 sizes; with several seeds of a size, over their means."""
+    means = seed_means(entries)
+    return {k: fits(means, k) for k in ("var", "raster") if len({e["depth"] for e in means if e["kind"] == k}) >= 3}
+
+
+MEASURES = ("test_loss", "test_error", "test_loss_last_scale")  # what a model is measured by, and fitted
+
+
+def seed_means(entries: list[dict]) -> list[dict]:
+    """One entry per (kind, depth): itself if it ran with one seed; else the first seed's entry
+    with each measure replaced by the mean over the seeds, and the seeds' own values kept
+    beside it (e.g. "test_loss_seeds": [5.316, 5.322]) with "seeds": [0, 1].
+    train_seconds becomes the sum (the compute spent on that size)."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in entries:
+        groups.setdefault((e["kind"], e["depth"]), []).append(e)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group = sorted(group, key=lambda e: e.get("seed", 0))
+        mean = dict(group[0], seeds=[e.get("seed", 0) for e in group],
+                    train_seconds=round(sum(e["train_seconds"] for e in group), 1))
+        for k in MEASURES:
+            mean[f"{k}_seeds"] = [e[k] for e in group]
+            mean[k] = sum(mean[f"{k}_seeds"]) / len(group)
+        out.append(mean)
+    return out
 
 
 def hold_out(tokens: tuple, images: int, seed: int = 0) -> tuple[tuple, tuple]:
@@ -183,13 +213,13 @@ def hold_out(tokens: tuple, images: int, seed: int = 0) -> tuple[tuple, tuple]:
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",
               steps: int = 1500, batch_size: int = 256, lr: float = 1e-3, warmup_steps: int = 150,
               lr_rule: str = "constant", dropout: float = 0.0, keep_best: bool = False, val_images: int = 0,
-              width_per_depth: int = 64, subset: int = 0, device=None, compile: bool = False,
+              width_per_depth: int = 64, subset: int = 0, seed: int = 0, device=None, compile: bool = False,
               results_name: str | None = None, results_folder=None, out_dir=None, progress: bool = True,
               log=print, tokenizers: dict | None = None, caches: dict | None = None) -> dict:
     """Train and measure every model of the family; returns the results record.
 
     Every model gets the same budget (steps x batch_size sequences, the same schedule and
-    seed). After each model the results file is rewritten with everything so far, and the
+    seed: seed sets the initialisation and the order of the batches). After each model the results file is rewritten with everything so far, and the
     fits when there are >= 3 models of a kind; models already there are skipped (resume).
     Models run from the smallest to the largest, so that a sweep cut short by a time limit
     has the cheap ones. tokenizers ({"var": file, "raster": file}) and caches ({kind:
@@ -220,7 +250,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         entries = []
     budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "lr_rule": lr_rule, "dropout": dropout,
               "keep_best": keep_best, "val_images": val_images if keep_best else 0, "warmup_steps": warmup_steps,
-              "subset": subset}
+              "subset": subset, "seed": seed}
     out_dir = Path(out_dir or REPO_ROOT / "runs" / "scaling")
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
@@ -241,7 +271,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
         tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size,
                                       lr=lr_model, warmup_steps=warmup_steps, log_every=max(1, steps // 10),
                                       eval_every=max(1, steps // 10) if keep_best else 0, keep_best=keep_best,
-                                      ckpt_every=steps, subset=subset)
+                                      ckpt_every=steps, subset=subset, seed=seed)
         train_tokens, val_tokens = hold_out(caches[kind][0], val_images) if keep_best else (caches[kind][0], None)
         t0 = time.time()
         model, history = train_transformer(cfg, tcfg, out_dir / f"{kind}_d{depth}", device=device, compile=compile,
@@ -279,44 +309,64 @@ def merge_sweeps(parts: list[str], results_name: str, results_folder=None, parts
     """Join the results files of one sweep run in parts (say, one part per GPU) into one
     file with the fits over all the models. The parts must share budget, family rule and
     data set, and no model may appear twice; each part's command, commit and device are
-    kept under "parts". Returns the joined record."""
+    kept under "parts". Returns the joined record.
+
+    Parts may differ in their seed only: a sweep repeated with another seed. The fits are
+    then made on the mean over the seeds of each size (seed_means), and "fits_per_seed"
+    holds each seed's own fits; the joined budget's "seed" is the list of seeds."""
     if len(parts) < 2:
         raise ValueError(f"parts={parts!r}: expected two or more results files to merge")
     records = [read_results(p, parts_folder) for p in parts]
     for rec in records:  # a part written before a budget key existed did what BUDGET_DEFAULTS says
         rec["config"]["budget"] = BUDGET_DEFAULTS | rec["config"]["budget"]
+
+    def but_seed(config: dict) -> dict:
+        return config | {"budget": {k: v for k, v in config["budget"].items() if k != "seed"}}
+
     first = records[0]["config"]
     for part, rec in zip(parts[1:], records[1:]):
-        if rec["config"] != first:
+        if but_seed(rec["config"]) != but_seed(first):
             raise ValueError(f"{part}: its config {rec['config']} differs from {parts[0]}'s {first}: "
-                             "expected parts of one sweep (same budget, width rule and data set)")
+                             "expected parts of one sweep (same budget, width rule and data set; the seed may differ)")
     entries, seen = [], {}
     for part, rec in zip(parts, records):
+        seed = rec["config"]["budget"]["seed"]
         for e in rec["metrics"]["models"]:
-            key = (e["kind"], e["depth"])
+            e = {"seed": seed} | e
+            key = (e["kind"], e["depth"], seed)
             if key in seen:
-                raise ValueError(f"{e['kind']} depth {e['depth']} is in both {seen[key]} and {part}: "
-                                 "expected each model in one part only")
+                raise ValueError(f"{e['kind']} depth {e['depth']} is in both {seen[key]} and {part} (seed {seed} in "
+                                 "both): expected each model of a seed in one part only")
             seen[key] = part
             entries.append(e)
-    entries.sort(key=lambda e: (e["depth"], e["kind"] == "var"))
+    entries.sort(key=lambda e: (e["depth"], e["kind"] == "var", e["seed"]))
+    seeds = sorted({e["seed"] for e in entries})
+    config = first if len(seeds) == 1 else first | {"budget": first["budget"] | {"seed": seeds}}
     provenance = [{"name": p, **{k: r.get(k) for k in ("command", "git_commit", "device", "date")}}
                   for p, r in zip(parts, records)]
-    write_results(results_name, {"models": entries, "fits": _fits_of(entries), "parts": provenance},
-                  config=first, out_dir=results_folder)
+    metrics = {"models": entries, "fits": _fits_of(entries), "parts": provenance}
+    if len(seeds) > 1:
+        metrics["fits_per_seed"] = {str(s): _fits_of([e for e in entries if e["seed"] == s]) for s in seeds}
+    write_results(results_name, metrics, config=config, out_dir=results_folder)
     return read_results(results_name, results_folder)
 
 
 def summary(record: dict) -> str:
     """A few lines a person can read: each model, then each fit with its uncertainty."""
     lines = []
-    for e in sorted(record["metrics"]["models"], key=lambda e: (e["kind"], e["parameters"])):
-        lines.append(f"{e['kind']:6s} d={e['depth']:2d} w={e['width']:4d}  {e['parameters'] / 1e6:6.2f} M  "
+    for e in sorted(record["metrics"]["models"], key=lambda e: (e["kind"], e["parameters"], e.get("seed", 0))):
+        seed = f" seed {e['seed']}" if "fits_per_seed" in record["metrics"] else ""
+        lines.append(f"{e['kind']:6s} d={e['depth']:2d} w={e['width']:4d}{seed}  {e['parameters'] / 1e6:6.2f} M  "
                      f"{e['train_flops']:.2e} FLOPs  test loss {e['test_loss']:.4f}  error {e['test_error']:.4f}")
     seconds = sum(e["train_seconds"] for e in record["metrics"]["models"])
     lines.append(f"training time, all models: {seconds / 60:.1f} min")
-    for kind, f in record["metrics"].get("fits", {}).items():
-        for key, fit in f.items():
-            lines.append(f"{kind}: {key}: alpha = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f}, "
-                         f"beta = {fit['beta']:.3g} ± {fit['beta_se']:.2g}, r = {fit['pearson_r']:.4f}")
+    fit_sets = [("", record["metrics"].get("fits", {}))]
+    if "fits_per_seed" in record["metrics"]:
+        fit_sets = [(" (mean over seeds)", fit_sets[0][1])] + [
+            (f" (seed {s} alone)", f) for s, f in record["metrics"]["fits_per_seed"].items()]
+    for label, fit_set in fit_sets:
+        for kind, f in fit_set.items():
+            for key, fit in f.items():
+                lines.append(f"{kind}{label}: {key}: alpha = {fit['alpha']:.4f} ± {fit['alpha_se']:.4f}, "
+                             f"beta = {fit['beta']:.3g} ± {fit['beta_se']:.2g}, r = {fit['pearson_r']:.4f}")
     return "\n".join(lines)
