@@ -106,6 +106,7 @@ def test_fast_sampler_frequencies_match_the_probabilities():
     freq = torch.bincount(drawn, minlength=6).float() / drawn.numel()
     want = sampled_probs(logits[0, 0], top_k=4, top_p=0.9)
     assert torch.allclose(freq, want, atol=0.01), (freq, want)  # 3 sigma of 20k draws is < 0.011
+    assert want[3:].eq(0).all() and drawn.max() <= 2  # outside the nucleus: never drawn
     assert sample_tokens_fast(logits[:, :5], temperature=1e-4, generator=seeded(0)).eq(0).all()  # greedy
 
 
@@ -118,6 +119,40 @@ def test_fast_generation_is_seeded_and_agrees_when_greedy(var_model, raster_mode
     assert all(a.equal(b) for a, b in zip(greedy(True), greedy(False)))  # no randomness left: the same tokens
     r = lambda fast: generate_raster(raster_model, [1, 2], top_k=10, temperature=1e-9, generator=seeded(0), fast=fast)
     assert r(True)[0].equal(r(False)[0])
+
+
+def test_graphed_sampler_needs_a_gpu(var_model, vqvae):
+    from var_tutorial.sampling import GraphedSampler
+
+    with pytest.raises(ValueError, match="the model is on cpu: CUDA graphs need a CUDA GPU"):
+        GraphedSampler(var_model, vqvae.quantizer, batch=2)
+
+
+def test_compiled_blocks_draw_the_same_tokens(var_model, vqvae):
+    from var_tutorial.sampling import compiled_blocks
+
+    copy = compiled_blocks(var_model, backend="aot_eager")  # dynamo's tracing, with the KV cache filled in place
+    run = lambda m: generate_var(m, vqvae.quantizer, [0, 5, 9], cfg=2.0, top_k=8, top_p=0.9, generator=seeded(0),
+                                 fast=True)
+    assert all(a.equal(b) for a, b in zip(run(copy), run(var_model)))
+    assert all(a.equal(b) for a, b in zip(run(copy), run(var_model)))  # compiled once: the same again
+    assert copy is not var_model and not hasattr(var_model.blocks[0], "_compiled_call_impl") or \
+        var_model.blocks[0]._compiled_call_impl is None  # the model itself is not compiled
+
+
+def test_the_kv_cache_is_static_one_allocation_filled_in_place(var_model):
+    attn, L = var_model.blocks[0].attn, var_model.cfg.num_tokens
+    with torch.no_grad():
+        var_model.eval().enable_kv_cache(True)
+        cond = var_model.condition(torch.tensor([0, 1]))
+        var_model.forward_step(cond, var_model.start_token(cond), 0)
+        cache, first = attn.cache_k, attn.cache_k[:, :, :1].clone()
+        assert cache.shape[2] == L and var_model.cache_len == 1  # room for the whole sequence, one token in it
+        var_model.forward_step(cond, var_model.embed(torch.zeros(2, 4, var_model.cfg.latent_channels)), 1)
+        assert attn.cache_k is cache and var_model.cache_len == 5  # the same tensor, filled further
+        assert attn.cache_k[:, :, :1].equal(first)  # the earlier keys stay where they were
+        var_model.enable_kv_cache(False)
+    assert attn.cache_k is None and var_model.cache_len == 0
 
 
 # -- generation ----------------------------------------------------------------------------

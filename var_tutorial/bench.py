@@ -39,7 +39,7 @@ import torch
 
 from .quantizer import MultiScaleQuantizer
 from .results import write_results
-from .sampling import generate_raster, generate_var, sampled_probs
+from .sampling import GraphedSampler, generate_raster, generate_var, sampled_probs
 from .scaling import training_flops_per_sequence
 from .train import compiled, param_groups, setup_device, token_loss
 from .transformer import VAR, TransformerConfig, build_transformer, count_params, transformer_preset, unflatten_tokens
@@ -157,10 +157,17 @@ def random_quantizer(cfg: TransformerConfig, device) -> MultiScaleQuantizer:
     return MultiScaleQuantizer(cfg.vocab_size, cfg.latent_channels, cfg.patch_nums).to(device).requires_grad_(False)
 
 
-def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict, fast: bool = False):
+def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict, fast: bool = False,
+            graph: bool = False, compile: bool = False):
     """A function that generates the token maps of `batch` images (bf16 autocast on a GPU);
-    fast=True draws with sampling.sample_tokens_fast."""
+    fast=True draws with sampling.sample_tokens_fast; graph=True replays the whole fast loop
+    as one CUDA graph (sampling.GraphedSampler, recorded here), compile=True with the blocks
+    of a copy of the model compiled (sampling.compiled_blocks)."""
     labels = torch.arange(batch, device=device) % model.cfg.num_classes
+    if graph:
+        replay = GraphedSampler(model, quantizer if isinstance(model, VAR) else None, batch, compile=compile,
+                                **sampling)
+        return lambda: replay(labels)
     gen = torch.Generator(device=device).manual_seed(0)
 
     def run():
@@ -171,6 +178,24 @@ def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict, 
                 generate_raster(model, labels, generator=gen, fast=fast, **sampling)
 
     return run
+
+
+def graph_agrees(model, quantizer, batch: int, device: torch.device, sampling: dict, compile: bool = False) -> float:
+    """The share of tokens that the CUDA-graph sampler draws equal to the eager fast sampler's,
+    both from torch.manual_seed(0) on the device's default generator (1.0: the same images;
+    with compiled blocks, fused kernels round differently, and one token drawn otherwise
+    changes what follows)."""
+    labels = torch.arange(batch, device=device) % model.cfg.num_classes
+    replay = GraphedSampler(model, quantizer if isinstance(model, VAR) else None, batch, compile=compile,
+                            **sampling)
+    torch.manual_seed(0)
+    graphed = replay(labels)
+    torch.manual_seed(0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        eager = (generate_var(model, quantizer, labels, fast=True, **sampling) if isinstance(model, VAR)
+                 else generate_raster(model, labels, fast=True, **sampling))
+    same = sum(int(a.eq(b).sum()) for a, b in zip(graphed, eager))
+    return round(same / sum(a.numel() for a in eager), 6)
 
 
 def samplers_agree(model, device: torch.device, sampling: dict) -> dict:
@@ -189,6 +214,29 @@ def samplers_agree(model, device: torch.device, sampling: dict) -> dict:
         diff = (sampled_probs(logits, **kw) - sampled_probs(logits, **kw, fast=True)).abs().max().item()
         out[f"max_abs_prob_diff_{name}_logits"] = float(f"{diff:.3g}")
     return out
+
+
+def compiled_logit_diff(model, batch: int, device: torch.device) -> float:
+    """Max |logit difference| between the model and its compiled_blocks copy over the first
+    two sampling steps (the start tokens, then random inputs for the second scale), bf16
+    autocast, the batch and KV cache of sampling: what the compiled path changes, in numbers."""
+    from .sampling import compiled_blocks
+
+    copy_ = compiled_blocks(model)
+    labels = torch.arange(batch, device=device) % model.cfg.num_classes
+    null = torch.full_like(labels, model.cfg.num_classes)
+    pn = model.cfg.patch_nums[1]
+    x2 = torch.randn(2 * batch, pn * pn, model.cfg.latent_channels, device=device,
+                     generator=torch.Generator(device=device).manual_seed(0))
+    logits = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for m in (model, copy_):
+            m.enable_kv_cache(True)
+            cond = m.condition(torch.cat([labels, null]))
+            logits.append(torch.cat([m.forward_step(cond, m.start_token(cond), 0),
+                                     m.forward_step(cond, m.embed(x2), 1)], dim=1))
+            m.enable_kv_cache(False)
+    return float(f"{(logits[0] - logits[1]).abs().max().item():.3g}")
 
 
 def compile_for_speed(model, backend: str | None, scope: str):
@@ -219,10 +267,10 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
     record = {"note": "random weights (speed only); token generation only, the image decoder excluded; "
                       "both models have the same width, depth, heads and vocabulary; KV cache and CFG in both "
                       "(conditional and unconditional halves in one batch); timed in turns in one process",
-              "path": "the library's samplers (sampling.generate_var / generate_raster), eager, "
-                      + ("bf16 autocast on the GPU, float32 on the CPU" if cuda else "float32")
-                      + "; the figures use the fast draw (fast=True: sample_tokens_fast, the top-k candidates "
-                        "only) in both models, the plain draw (sample_tokens) is timed beside it (plain_*)",
+              "path": "the library's samplers with the fast draw (sample_tokens_fast, the top-k candidates only) in "
+                      "both models: on the GPU the whole loop recorded as one CUDA graph and replayed (GraphedSampler, "
+                      "bf16 autocast), on the CPU eager (float32); timed beside them in the same turns: eager with the "
+                      "fast draw (eager_*) and eager with the plain draw (sample_tokens, plain_*)",
               "sampling": SAMPLING, "targets": {f"{r} px, batch 64": f"next-scale >= {t}x faster" for r, t in
                                                 TARGETS["generation_speedup_batch64"].items()},
               "targets_met": {}, "cpu_threads": torch.get_num_threads(), "models": {}, "rows": [],
@@ -242,26 +290,36 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
         for dev, batch in rows:
             if not clock.allows(80 if res == 64 else 40, f"generation {res}px {dev.type} batch {batch}"):
                 continue
-            run = {f"{plain}{kind}": sampler(m.to(dev), quantizer.to(dev), batch, dev, SAMPLING, fast=not plain)
-                   for kind, m in models.items() for plain in ("", "plain_")}
+            graphs = dev.type == "cuda"
+            run = {f"{path}{kind}": sampler(m.to(dev), quantizer.to(dev), batch, dev, SAMPLING, fast=path != "plain_",
+                                            graph=path == "graph_")
+                   for kind, m in models.items() for path in (("graph_",) if graphs else ()) + ("", "plain_")}
             t = timed_in_turns(run, dev, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
-            speedup = t["raster"] / t["var"]
+            best = "graph_" if graphs else ""  # the figures: the fastest path, the same in both models
+            speedup = t[f"{best}raster"] / t[f"{best}var"]
             if dev.type == "cuda" and batch == 64:
                 record["targets_met"][f"{res} px, batch 64"] = speedup >= TARGETS["generation_speedup_batch64"][res]
-            record["rows"].append({"resolution": res, "device": dev.type, "batch": batch, "repeats": t["repeats"],
-                                   "next_scale_images_per_s": round(batch / t["var"], 2),
-                                   "next_token_images_per_s": round(batch / t["raster"], 2),
-                                   "next_scale_seconds_per_batch": round(t["var"], 5),
-                                   "next_token_seconds_per_batch": round(t["raster"], 5),
-                                   "speedup_next_scale_over_next_token": round(speedup, 2),
-                                   "plain_next_scale_seconds_per_batch": round(t["plain_var"], 5),
-                                   "plain_next_token_seconds_per_batch": round(t["plain_raster"], 5),
-                                   "plain_speedup_next_scale_over_next_token": round(t["plain_raster"] / t["plain_var"], 2)}
-                                  | {f"{kind}_{k}": v for kind, m in models.items()
-                                     for k, v in samplers_agree(m, dev, SAMPLING).items()})
-            clock.log(f"generation {res}px {dev.type} b{batch}: next-scale {batch / t['var']:.1f} img/s, "
-                      f"next-token {batch / t['raster']:.1f} img/s, x{speedup:.1f} "
-                      f"(plain draw: x{t['plain_raster'] / t['plain_var']:.1f})")
+            row = {"resolution": res, "device": dev.type, "batch": batch, "repeats": t["repeats"],
+                   "path": "CUDA graph, fast draw" if graphs else "eager, fast draw",
+                   "next_scale_images_per_s": round(batch / t[f"{best}var"], 2),
+                   "next_token_images_per_s": round(batch / t[f"{best}raster"], 2),
+                   "next_scale_seconds_per_batch": round(t[f"{best}var"], 5),
+                   "next_token_seconds_per_batch": round(t[f"{best}raster"], 5),
+                   "speedup_next_scale_over_next_token": round(speedup, 2)}
+            for path in ("eager_", "plain_") if graphs else ("plain_",):
+                key = "" if path == "eager_" else path
+                row |= {f"{path}next_scale_seconds_per_batch": round(t[f"{key}var"], 5),
+                        f"{path}next_token_seconds_per_batch": round(t[f"{key}raster"], 5),
+                        f"{path}speedup_next_scale_over_next_token": round(t[f"{key}raster"] / t[f"{key}var"], 2)}
+            row |= {f"{kind}_{k}": v for kind, m in models.items() for k, v in samplers_agree(m, dev, SAMPLING).items()}
+            if graphs:
+                row |= {f"{kind}_graph_tokens_equal_to_eager": graph_agrees(m, quantizer, batch, dev, SAMPLING)
+                        for kind, m in models.items()}
+            record["rows"].append(row)
+            del run
+            clock.log(f"generation {res}px {dev.type} b{batch}: next-scale {batch / t[f'{best}var']:.1f} img/s, "
+                      f"next-token {batch / t[f'{best}raster']:.1f} img/s, x{speedup:.1f} "
+                      f"(eager: x{t['raster'] / t['var']:.1f}, plain draw: x{t['plain_raster'] / t['plain_var']:.1f})")
             save()
         del models, quantizer
         if cuda:
@@ -405,7 +463,7 @@ def bench_reference(device, quick: bool, clock: Clock, peak: dict) -> None:
     save = lambda: write_results("bench_reference", record, config={"what": "reference"}, device=device)
     save()  # at once: a run stopped by the time guard leaves every file it began
     for name, ref in REFERENCE.items():
-        if not clock.allows(150 if name.startswith("paper") else 90, f"reference {name}"):
+        if not clock.allows(240 if name.startswith("paper") else 120, f"reference {name}"):
             record["configs"][name] = {"skipped": "time budget"}
             save()
             continue
@@ -444,17 +502,34 @@ def bench_reference(device, quick: bool, clock: Clock, peak: dict) -> None:
                   f"the reference, {train['fraction_of_matmul_peak']:.0%} of peak, "
                   f"|dlogit| {train['max_abs_logit_diff_vs_plain']:.2g}")
         save()
-        # sampling: the library's sampler, eager, bf16 autocast, KV cache; the fast draw, the plain one beside it
+        # sampling: the library's sampler, KV cache, bf16 autocast. On a GPU the fast loop as a CUDA graph with the
+        # blocks compiled (the figure), and beside it the graph alone, eager with the fast draw, eager with the plain
         model, quantizer = plain.eval(), random_quantizer(cfg, device)
-        t = timed_in_turns({"fast": sampler(model, quantizer, sample_batch, device, SAMPLING, fast=True),
-                            "plain": sampler(model, quantizer, sample_batch, device, SAMPLING)},
-                           device, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
-        entry["sample"] = {"path": "sampling.generate_var(fast=True), eager, KV cache, "
-                                   + ("bf16 autocast" if cuda else "float32"),
-                           "batch": sample_batch, "images_per_s": round(sample_batch / t["fast"], 2),
-                           "seconds_per_batch": round(t["fast"], 5), "repeats": t["repeats"],
+        paths = {"graph_compiled": dict(fast=True, graph=True, compile=True), "graph": dict(fast=True, graph=True)} \
+            if cuda else {}
+        paths |= {"fast": dict(fast=True), "plain": {}}
+        t0 = time.perf_counter()
+        runs = {k: sampler(model, quantizer, sample_batch, device, SAMPLING, **kw) for k, kw in paths.items()}
+        setup_s = time.perf_counter() - t0
+        t = timed_in_turns(runs, device, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
+        del runs
+        best = "graph_compiled" if cuda else "fast"
+        entry["sample"] = {"path": ("sampling.GraphedSampler(compile=True): generate_var's fast loop recorded as one "
+                                    "CUDA graph, the blocks compiled by torch.compile, static KV cache, bf16 autocast"
+                                    if cuda else "sampling.generate_var(fast=True), eager, KV cache, float32"),
+                           "batch": sample_batch, "images_per_s": round(sample_batch / t[best], 2),
+                           "seconds_per_batch": round(t[best], 5), "repeats": t["repeats"],
+                           "eager_images_per_s": round(sample_batch / t["fast"], 2),
                            "plain_images_per_s": round(sample_batch / t["plain"], 2)}
         entry["sample"] |= samplers_agree(model, device, SAMPLING)
+        if cuda:
+            entry["sample"] |= {
+                "graph_images_per_s": round(sample_batch / t["graph"], 2),
+                "graph_setup_seconds_incl_compile": round(setup_s, 1),
+                "graph_tokens_equal_to_eager": graph_agrees(model, quantizer, sample_batch, device, SAMPLING),
+                "graph_compiled_tokens_equal_to_eager": graph_agrees(model, quantizer, sample_batch, device, SAMPLING,
+                                                                     compile=True),
+                "compiled_max_abs_logit_diff_vs_eager": compiled_logit_diff(model, sample_batch, device)}
         entry["sample_vs_reference"] = float(f"{entry['sample']['images_per_s'] / ref['sample_images_per_s']:.4g}")
         entry["targets_met"] = {"train": entry["train_vs_reference"] >= TARGETS["train_vs_reference"],
                                 "sample": entry["sample_vs_reference"] >= TARGETS["sample_vs_reference"]}

@@ -18,7 +18,8 @@ need diversity, the last ones fix the details, where guidance helps.
 
 ``fast=True`` draws with ``sample_tokens_fast``: the same distribution from one partial
 sort and a draw among the top-k candidates only (bench.py measures it; the draws, and so
-the samples of a seed, differ from the plain path's).
+the samples of a seed, differ from the plain path's). ``GraphedSampler`` records the whole
+fast loop as one CUDA graph and replays it (on a GPU).
 
 Every random draw goes through ``generator``, so the same seed gives the same images.
 A label equal to ``num_classes`` asks for no class at all (the null class the model met
@@ -27,6 +28,7 @@ guidance has no effect on those images.
 """
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Callable
 
 import torch
@@ -100,10 +102,17 @@ def sample_tokens_fast(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0,
     vocabulary and no scatter back to it. The same tokens keep the same probabilities (up
     to the rounding of a cumulative sum taken in the other order), but the random draws
     differ: a seed gives other samples than sample_tokens. logits (B, l, V) -> (B, l).
+
+    The draw is an exponential race: give candidate i the waiting time E_i / p_i with
+    E_i ~ Exp(1); the first to arrive, argmax p_i / E_i, is candidate i with probability
+    p_i / sum p (the minimum of independent exponential times with rates p_i). Unlike
+    torch.multinomial it never waits for the GPU, so it can be recorded in a CUDA graph.
     """
     B, l, V = logits.shape
     probs, order = top_candidates(logits.view(B * l, V), top_k, top_p, temperature)  # (B*l, k) each
-    rank = torch.multinomial(probs, num_samples=1, generator=generator)  # (B*l, 1)
+    wait = torch.empty_like(probs).exponential_(generator=generator)  # E_i ~ Exp(1)
+    wait.clamp_(min=torch.finfo(wait.dtype).tiny)  # E_i = 0 would make 0 / 0 for a token outside the nucleus
+    rank = (probs / wait).argmax(dim=-1, keepdim=True)  # (B*l, 1): the first to arrive
     return order.gather(-1, rank).view(B, l)
 
 
@@ -135,26 +144,34 @@ def generate_var(model: VAR, quantizer, labels, cfg: float = 1.5, top_k: int = 0
         raise ValueError(f"model is a {type(model).__name__}: generate_var needs a VAR model (use generate_raster)")
     _check_quantizer(model, quantizer)
     labels = _check_args(model, labels, cfg, top_k, top_p, temperature, generator)
+    with _sampling_mode(model):
+        return _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps,
+                         after_step, fast)
+
+
+def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps=False,
+              after_step=None, fast=False):
+    """generate_var's loop, on checked arguments and a model in _sampling_mode. Nothing in it
+    waits for the GPU (with fast=True), so GraphedSampler can record it."""
     B, patch_nums, K = labels.shape[0], model.cfg.patch_nums, len(model.cfg.patch_nums)
     sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     tokens, f_hats, f_hat = [], [], None
-    with _sampling_mode(model):
-        cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C): conditional half, then unconditional half
-        x = model.start_token(cond_BD)  # (2B, 1, C)
-        start = 0
-        for k, pn in enumerate(patch_nums):
-            logits = model.forward_step(cond_BD, x, start)  # (2B, pn*pn, V)
-            logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, k, K))  # (B, pn*pn, V)
-            r_k = sample(logits, top_k, top_p, temperature, generator).view(B, pn, pn)
-            if after_step is not None:
-                r_k = after_step(k, r_k)
-            tokens.append(r_k)
-            f_hat, nxt = quantizer.next_input(k, f_hat, quantizer.embed(r_k))  # nxt: (B, Cv, pn_{k+1}, pn_{k+1})
-            f_hats.append(f_hat)
-            start += pn * pn
-            if k < K - 1:
-                x = model.embed(nxt.flatten(2).transpose(1, 2)).repeat(2, 1, 1)  # (2B, pn_{k+1}^2, C)
+    cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C): conditional half, then unconditional half
+    x = model.start_token(cond_BD)  # (2B, 1, C)
+    start = 0
+    for k, pn in enumerate(patch_nums):
+        logits = model.forward_step(cond_BD, x, start)  # (2B, pn*pn, V)
+        logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, k, K))  # (B, pn*pn, V)
+        r_k = sample(logits, top_k, top_p, temperature, generator).view(B, pn, pn)
+        if after_step is not None:
+            r_k = after_step(k, r_k)
+        tokens.append(r_k)
+        f_hat, nxt = quantizer.next_input(k, f_hat, quantizer.embed(r_k))  # nxt: (B, Cv, pn_{k+1}, pn_{k+1})
+        f_hats.append(f_hat)
+        start += pn * pn
+        if k < K - 1:
+            x = model.embed(nxt.flatten(2).transpose(1, 2)).repeat(2, 1, 1)  # (2B, pn_{k+1}^2, C)
     return (tokens, f_hats) if return_steps else tokens
 
 
@@ -173,23 +190,111 @@ def generate_raster(model: RasterTransformer, labels, cfg: float = 1.5, top_k: i
     if not isinstance(model, RasterTransformer):
         raise ValueError(f"model is a {type(model).__name__}: generate_raster needs a RasterTransformer (use generate_var)")
     labels = _check_args(model, labels, cfg, top_k, top_p, temperature, generator)
+    with _sampling_mode(model):
+        return _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step, fast)
+
+
+def _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step=None, fast=False):
+    """generate_raster's loop, on checked arguments and a model in _sampling_mode."""
     B, L = labels.shape[0], model.cfg.num_tokens
     sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     idx = []
-    with _sampling_mode(model):
-        cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C)
-        x = model.start_token(cond_BD)  # (2B, 1, C)
-        for i in range(L):
-            logits = model.forward_step(cond_BD, x, start=i)  # (2B, 1, V)
-            logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, i, L))  # (B, 1, V)
-            token = sample(logits, top_k, top_p, temperature, generator)  # (B, 1)
-            if after_step is not None:
-                token = after_step(i, token)
-            idx.append(token)
-            x = model.embed(token).repeat(2, 1, 1)  # (2B, 1, C)
+    cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C)
+    x = model.start_token(cond_BD)  # (2B, 1, C)
+    for i in range(L):
+        logits = model.forward_step(cond_BD, x, start=i)  # (2B, 1, V)
+        logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, i, L))  # (B, 1, V)
+        token = sample(logits, top_k, top_p, temperature, generator)  # (B, 1)
+        if after_step is not None:
+            token = after_step(i, token)
+        idx.append(token)
+        x = model.embed(token).repeat(2, 1, 1)  # (2B, 1, C)
     h = model.cfg.patch_nums[-1]
     return [torch.cat(idx, dim=1).view(B, h, h)]
+
+
+# -- the whole loop as one CUDA graph -----------------------------------------------------
+class GraphedSampler:
+    """generate_var or generate_raster with the fast draw, recorded once as a CUDA graph and
+    replayed: one launch for the whole loop instead of thousands of small ones.
+
+    Sampling a small model is limited by the CPU, not the GPU: Python and PyTorch need a few
+    microseconds to launch each of the ~30 kernels of a block, at every step, and the GPU
+    finishes most of them sooner. A CUDA graph records the kernels of one run (their
+    arguments, their memory) and replays them all from the GPU. It needs a run whose
+    kernels are the same every time: fixed shapes (the static KV cache, one batch size),
+    nothing that waits for the GPU (the exponential race of sample_tokens_fast), and the
+    device's default random generator (seed it with torch.manual_seed). From the same seed
+    it draws the tokens generate_*(fast=True) draws.
+
+        run = GraphedSampler(model, quantizer, batch=64, cfg=1.5, top_k=900, top_p=0.96)
+        tokens = run(labels)  # labels (64,), on the model's device
+
+    quantizer: VAR's quantizer, or None for the raster baseline. autocast: the dtype of the
+    matrix multiplications (bf16, as the other samplers run on a GPU), or None for the
+    weights' own. compile=True records a copy of the model whose blocks are compiled
+    (compiled_blocks): fewer, fused kernels per step. Holds the GPU memory of one run (and
+    of the copy) for as long as it lives.
+    """
+
+    def __init__(self, model, quantizer, batch: int, cfg: float = 1.5, top_k: int = 0, top_p: float = 1.0,
+                 temperature: float = 1.0, autocast: torch.dtype | None = torch.bfloat16, compile: bool = False,
+                 warmup: int = 2):
+        device = model.pos_1LC.device
+        if device.type != "cuda":
+            raise ValueError(f"the model is on {device}: CUDA graphs need a CUDA GPU (use generate_var / "
+                             "generate_raster with fast=True elsewhere)")
+        if compile:
+            model = compiled_blocks(model)
+        if isinstance(model, VAR):
+            _check_quantizer(model, quantizer)
+            loop = lambda labels: _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, None, fast=True)
+        elif isinstance(model, RasterTransformer):
+            loop = lambda labels: _raster_loop(model, labels, cfg, top_k, top_p, temperature, None, fast=True)
+        else:
+            raise ValueError(f"model is a {type(model).__name__}: expected a VAR or a RasterTransformer")
+        self.model, self.batch = model, batch
+        self.labels = _check_args(model, torch.zeros(batch, dtype=torch.long), cfg, top_k, top_p, temperature, None)
+
+        def once():  # autocast's cache of cast weights would outlive the recording: off, as graphs need
+            with torch.no_grad(), _sampling_mode(model), torch.autocast(
+                    "cuda", dtype=autocast or torch.float32, enabled=autocast is not None, cache_enabled=False):
+                return loop(self.labels)
+
+        side = torch.cuda.Stream(device)  # warm-up (cuBLAS, kernels' first calls) off the capturing stream
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                once()
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.out = once()  # the token maps of every replay land here
+
+    def __call__(self, labels) -> list[torch.Tensor]:
+        labels = _check_args(self.model, labels, 0.0, 0, 1.0, 1.0, None)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"labels has shape {tuple(labels.shape)}: this graph was recorded for batch "
+                             f"{self.batch}, so expected ({self.batch},)")
+        self.labels.copy_(labels)
+        self.graph.replay()
+        return [r.clone() for r in self.out]  # the next replay overwrites self.out
+
+
+def compiled_blocks(model, backend: str = "inductor"):
+    """A copy of the model for sampling, its blocks compiled by torch.compile: inductor fuses a
+    block's element-wise work (norms, AdaLN's scales, shifts and gates, GELU, the residual
+    adds) into a few kernels. The blocks share one compiled graph per step shape (a scale
+    of VAR, its KV cache filled so far), so a schedule of K scales compiles K times; the
+    first generation is slow, the next ones fast. The original model is left as it was."""
+    copy = deepcopy(model).eval()
+    steps = len(model.cfg.patch_nums) if isinstance(model, VAR) else model.cfg.num_tokens
+    # one graph per step shape: raise dynamo's limit on recompilations of a function (8 by default)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, steps + 4)
+    for block in copy.blocks:
+        block.compile(backend=backend, dynamic=False)
+    return copy
 
 
 class _sampling_mode:

@@ -125,29 +125,37 @@ def unflatten_tokens(idx_BL: torch.Tensor, patch_nums) -> list[torch.Tensor]:
     return [c.reshape(-1, pn, pn) for c, pn in zip(chunks, patch_nums)]
 
 
+def _recording_graph(t: torch.Tensor) -> bool:
+    """Is a CUDA graph being recorded? Then nothing may wait for the GPU (no checks of values)."""
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 # -- the building blocks ----------------------------------------------------------------
 class SelfAttention(nn.Module):
     """Multi-head self-attention with an optional KV cache.
 
-    With the cache on, every call appends its keys and values to the cache and its
-    queries attend to everything cached so far (all earlier steps and this one).
+    With the cache on, every call writes its keys and values into the cache and its
+    queries attend to everything cached so far (all earlier steps and this one). The cache
+    is static: the first call allocates room for the whole sequence (max_len positions)
+    and later calls fill it in place, so a step copies only its own keys and values, and
+    every step's tensors stay at the same addresses (what a CUDA graph needs).
     qk_norm is VAR's attn_l2_norm: q and k are l2-normalised, so q.k is a cosine, and
     multiplied by a learned per-head scale (init 4, at most 100) instead of 1/sqrt(C/H).
     (Without it the reference uses 0.25/sqrt(C/H); we keep SDPA's standard 1/sqrt(C/H).)
     """
 
-    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float):
+    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float, max_len: int):
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.max_len = heads, dropout, max_len
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.qk_norm = qk_norm
         if qk_norm:
             self.log_scale = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
-        self.caching, self.cache_k, self.cache_v = False, None, None
+        self.enable_kv_cache(False)
 
     def enable_kv_cache(self, on: bool) -> None:
-        self.caching, self.cache_k, self.cache_v = on, None, None
+        self.caching, self.cache_k, self.cache_v, self.cached = on, None, None, 0
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
@@ -157,9 +165,13 @@ class SelfAttention(nn.Module):
             q = F.normalize(q, dim=-1) * self.log_scale.clamp(max=math.log(100.0)).exp()
             k, scale = F.normalize(k, dim=-1), 1.0
         if self.caching:
-            if self.cache_k is not None:
-                k, v = torch.cat([self.cache_k, k], dim=2), torch.cat([self.cache_v, v], dim=2)  # (B, H, L_cached, C/H)
-            self.cache_k, self.cache_v = k, v
+            if self.cache_k is None:  # the first step: room for the whole sequence
+                self.cache_k = k.new_empty(B, self.heads, self.max_len, C // self.heads)
+                self.cache_v = v.new_empty(B, self.heads, self.max_len, C // self.heads)
+            n = self.cached
+            self.cache_k[:, :, n : n + L], self.cache_v[:, :, n : n + L] = k, v  # this step's keys and values
+            self.cached = n + L
+            k, v = self.cache_k[:, :, : n + L], self.cache_v[:, :, : n + L]  # (B, H, L_cached, C/H)
         if isinstance(attn_mask, BlockMask):  # FlexAttention (use_flex_attention). One dtype (q, k may be float32
             # after the norm), contiguous (compiled on the CPU, torch 2.14 misreads the permuted views)
             q, k, v = (t.to(v.dtype).contiguous() for t in (q, k, v))
@@ -183,7 +195,7 @@ class Block(nn.Module):
         super().__init__()
         C, hidden = cfg.width, round(cfg.width * cfg.mlp_ratio)
         self.ln = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout)
+        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout, cfg.num_tokens)
         self.mlp = nn.Sequential(
             nn.Linear(C, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, C), nn.Dropout(cfg.dropout)
         )
@@ -255,7 +267,7 @@ class ConditionalTransformer(nn.Module):
         n = self.cfg.num_classes
         if label_B.dim() != 1 or label_B.is_floating_point():
             raise ValueError(f"labels have shape {tuple(label_B.shape)} and dtype {label_B.dtype}: expected (B,) integers")
-        if label_B.numel() and not torch.compiler.is_compiling():
+        if label_B.numel() and not torch.compiler.is_compiling() and not _recording_graph(label_B):
             lo, hi = int(label_B.min()), int(label_B.max())
             if lo < 0 or hi > n:
                 raise ValueError(
@@ -293,8 +305,7 @@ class ConditionalTransformer(nn.Module):
 
     @property
     def cache_len(self) -> int:
-        k = self.blocks[0].attn.cache_k
-        return 0 if k is None else k.shape[2]
+        return self.blocks[0].attn.cached
 
     def forward_step(self, cond_BD: torch.Tensor, x_BlC: torch.Tensor, start: int) -> torch.Tensor:
         """Logits (B, l, V) for the tokens start..start+l-1, given their embedded inputs x_BlC.
