@@ -218,14 +218,22 @@ def editing_table(name: str = "editing_cifar10") -> str:
 def scaling_table(name: str = "scaling_cifar10") -> str:
     """The README's scaling-law table, from results/<name>.json (scaling): every model, then
     the fits of test loss and error rate against parameters and compute."""
+    from .scaling import seed_means  # scaling imports this module
+
     r = read_results(name)
     m = r["metrics"]
-    rows = ["| model | width | parameters | training compute (FLOPs) | minutes | test loss | token error rate |",
-            "|---|---|---|---|---|---|---|"]
-    for e in sorted(m["models"], key=lambda e: (e["kind"] != "var", e["parameters"])):
+    seeds = r["config"]["budget"].get("seed", 0)
+    several = isinstance(seeds, list)  # a sweep repeated with other seeds: a row per size, the mean and each seed
+    each = f" ({' / '.join(f'seed {s}' for s in seeds)})" if several else ""
+    rows = [f"| model | width | parameters | training compute (FLOPs) | minutes | test loss{each} | "
+            f"token error rate{each} |", "|---|---|---|---|---|---|---|"]
+    for e in sorted(seed_means(m["models"]), key=lambda e: (e["kind"] != "var", e["parameters"])):
+        loss, error = f"{e['test_loss']:.3f}", f"{e['test_error']:.2%}"
+        if "seeds" in e:
+            loss = f"{loss} ({' / '.join(f'{v:.3f}' for v in e['test_loss_seeds'])})"
+            error = f"{error} ({' / '.join(f'{v:.2%}' for v in e['test_error_seeds'])})"
         rows.append(f"| {e['kind']} d={e['depth']} | {e['width']} | {e['parameters'] / 1e6:.2f} M | "
-                    f"{e['train_flops']:.2e} | {e['train_seconds'] / 60:.1f} | {e['test_loss']:.3f} | "
-                    f"{e['test_error']:.2%} |")
+                    f"{e['train_flops']:.2e} | {e['train_seconds'] / 60:.1f} | {loss} | {error} |")
     rows += ["", "| fit L = (βX)^α | VAR: α ± s.e. | VAR: Pearson r | raster: α ± s.e. | raster: Pearson r |",
              "|---|---|---|---|---|"]
     for y, x in (("test_loss", "parameters"), ("test_loss", "train_flops"), ("test_error", "parameters"),
@@ -236,6 +244,12 @@ def scaling_table(name: str = "scaling_cifar10") -> str:
             cells += ([f"{f['alpha']:.4f} ± {f['alpha_se']:.4f}", f"{f['pearson_r']:.3f}"] if f else ["–", "–"])
         rows.append(f"| {y.replace('_', ' ')} vs {'parameters' if x == 'parameters' else 'compute'} | "
                     + " | ".join(cells) + " |")
+    if several:
+        per_seed = [(s, m["fits_per_seed"][str(s)]["var"]["test_loss_vs_parameters"]) for s in seeds]
+        rows.append("\nThe fits are made on the mean over the seeds of each size (its minutes: the seeds' sum); test "
+                    "loss vs parameters for each seed alone: " + ", ".join(
+                        f"seed {s}: α = {f['alpha']:.4f} ± {f['alpha_se']:.4f}, r = {f['pearson_r']:.4f}"
+                        for s, f in per_seed) + ".")
     budget = r["config"]["budget"]
     lr = f"{budget['lr']:g}" + (" × 256 / width" if budget.get("lr_rule") == "inverse-width" else "")
     dropout = f", dropout {budget['dropout']:g}" if budget.get("dropout") else ""
@@ -254,26 +268,29 @@ def speed_table() -> str:
     """The README's speed tables, from results/bench_generation.json, bench_reference.json,
     bench_training.json (bench) and ddp_scaling.json (ddp-scaling)."""
     gen, ref, tr = (read_results(f"bench_{n}") for n in ("generation", "reference", "training"))
-    rows = ["| image size | device | batch | next-scale (images/s) | next-token (images/s) | next-scale is | "
-            "with the plain draw |", "|---|---|---|---|---|---|---|"]
+    x = lambda v: f"{v:.1f}×" if v is not None else "–"
+    rows = ["| image size | device | batch | path (both models) | next-scale (images/s) | next-token (images/s) | "
+            "next-scale is | eager, fast draw | eager, plain draw |", "|---|---|---|---|---|---|---|---|---|"]
     for r in gen["metrics"]["rows"]:
-        plain = r.get("plain_speedup_next_scale_over_next_token")
         rows.append(f"| {r['resolution']} px | {'GPU' if r['device'] == 'cuda' else 'CPU'} | {r['batch']} | "
-                    f"{r['next_scale_images_per_s']:,.1f} | {r['next_token_images_per_s']:,.1f} | "
-                    f"{r['speedup_next_scale_over_next_token']:.1f}× faster | "
-                    + (f"{plain:.1f}×" if plain is not None else "–") + " |")
+                    f"{r.get('path', 'eager, fast draw')} | {r['next_scale_images_per_s']:,.1f} | "
+                    f"{r['next_token_images_per_s']:,.1f} | **{r['speedup_next_scale_over_next_token']:.1f}× faster** | "
+                    f"{x(r.get('eager_speedup_next_scale_over_next_token'))} | "
+                    f"{x(r.get('plain_speedup_next_scale_over_next_token'))} |")
     peak = ref["metrics"]["matmul_peak"]["tflops"]
     rows += ["", f"| configuration | parameters | training tokens/s (reference) | × | share of the bf16 peak "
-             f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × | plain draw (images/s) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × | CUDA graph, not compiled | eager, fast draw "
+             "| eager, plain draw |", "|---|---|---|---|---|---|---|---|---|---|"]
+    n = lambda v: f"{v:,.0f}" if v is not None else "–"
     for name, c in ref["metrics"]["configs"].items():
         t, s = c["train"], c["sample"]
-        plain = s.get("plain_images_per_s")
         rows.append(f"| {name} | {c['parameters'] / 1e6:.0f} M | {t['tokens_per_s']:,.0f} "
                     f"({c['reference']['train_tokens_per_s']:,}) | {c['train_vs_reference']:.2f} | "
                     f"{t['fraction_of_matmul_peak']:.0%} | {s['images_per_s']:,.0f} "
                     f"({c['reference']['sample_images_per_s']:,}) | {c['sample_vs_reference']:.2f} | "
-                    + (f"{plain:,.0f}" if plain is not None else "–") + " |")
+                    f"{n(s.get('graph_images_per_s'))} | {n(s.get('eager_images_per_s'))} | "
+                    f"{n(s.get('plain_images_per_s'))} |")
+    rows.append("\nSampling: " + next(iter(ref["metrics"]["configs"].values()))["sample"]["path"] + ".")
     rows += ["", "| training the CIFAR-10 VAR (batch 256) | tokens/s | TFLOP/s | largest logit difference from eager |",
              "|---|---|---|---|"]
     for v in tr["metrics"]["variants"]:
