@@ -105,8 +105,10 @@ def sample_tokens_fast(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0,
 
     The draw is an exponential race: give candidate i the waiting time E_i / p_i with
     E_i ~ Exp(1); the first to arrive, argmax p_i / E_i, is candidate i with probability
-    p_i / sum p (the minimum of independent exponential times with rates p_i). Unlike
-    torch.multinomial it never waits for the GPU, so it can be recorded in a CUDA graph.
+    p_i / sum p (the minimum of independent exponential times with rates p_i), the same
+    draw as torch.multinomial. It is element-wise work, an argmax and a gather: nothing
+    waits for the GPU, so it can be recorded in a CUDA graph (torch.multinomial could not
+    be, before late 2024: pytorch/pytorch#134442).
     """
     B, l, V = logits.shape
     probs, order = top_candidates(logits.view(B * l, V), top_k, top_p, temperature)  # (B*l, k) each
