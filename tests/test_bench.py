@@ -145,3 +145,14 @@ def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
     for v in train["variants"]:
         assert v["tokens_per_s"] > 0 and v["flops_per_sequence"] > 0 and v["fraction_of_matmul_peak"] > 0
         assert v["max_abs_logit_diff_vs_plain"] < 1e-4
+
+
+def test_compiled_logit_diff_compares_the_compiled_copy_with_the_model():
+    from var_tutorial.bench import compiled_logit_diff, reference_config
+    from var_tutorial.transformer import build_transformer
+
+    torch.manual_seed(0)
+    model = build_transformer(reference_config((1, 2, 4), 2, quick=True)).eval()
+    diff = compiled_logit_diff(model, 3, torch.device("cpu"), backend="aot_eager")
+    assert 0.0 <= diff < 1e-5  # float32 on the CPU, the same operations traced: equal up to rounding
+    assert model.cache_len == 0 and not model.blocks[0].attn.caching  # the model's cache is switched off again

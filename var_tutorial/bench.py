@@ -8,11 +8,14 @@ file after every measurement, so a run stopped by the time guard keeps what it m
 
     generation  results/bench_generation.json   next-scale (VAR) against next-token (raster):
                 images/s of two models of the same width, depth and vocabulary, KV cache and
-                CFG in both, timed in turns in one process. 32 px: scales 1,2,3,4,6,8 (6 steps)
-                against an 8x8 map (64 steps); 64 px: the paper's 10 scales against 16x16 (256).
+                CFG in both, timed in turns in one process, three ways on a GPU (the loop as one
+                CUDA graph, eager with the fast draw, eager with the plain draw). 32 px: scales
+                1,2,3,4,6,8 (6 steps) against an 8x8 map (64 steps); 64 px: the paper's 10 scales
+                against 16x16 (256).
     reference   results/bench_reference.json    our model configured like FoundationVision/VAR
                 (width 64*depth, depth heads, V=4096, Cvae=32, 1000 classes): training tokens/s
-                and sampling images/s beside the reference implementation's own figures.
+                and sampling images/s beside the reference implementation's own figures
+                (sampling through GraphedSampler with compiled blocks, the other paths beside it).
     training    results/bench_training.json     training throughput of the next-scale model:
                 eager against torch.compile, SDPA with the dense bool mask against FlexAttention.
 
@@ -39,7 +42,7 @@ import torch
 
 from .quantizer import MultiScaleQuantizer
 from .results import write_results
-from .sampling import GraphedSampler, generate_raster, generate_var, sampled_probs
+from .sampling import GraphedSampler, compiled_blocks, generate_raster, generate_var, sampled_probs
 from .scaling import training_flops_per_sequence
 from .train import compiled, param_groups, setup_device, token_loss
 from .transformer import VAR, TransformerConfig, build_transformer, count_params, transformer_preset, unflatten_tokens
@@ -216,13 +219,11 @@ def samplers_agree(model, device: torch.device, sampling: dict) -> dict:
     return out
 
 
-def compiled_logit_diff(model, batch: int, device: torch.device) -> float:
+def compiled_logit_diff(model, batch: int, device: torch.device, backend: str = "inductor") -> float:
     """Max |logit difference| between the model and its compiled_blocks copy over the first
     two sampling steps (the start tokens, then random inputs for the second scale), bf16
     autocast, the batch and KV cache of sampling: what the compiled path changes, in numbers."""
-    from .sampling import compiled_blocks
-
-    copy_ = compiled_blocks(model)
+    copy_ = compiled_blocks(model, backend)
     labels = torch.arange(batch, device=device) % model.cfg.num_classes
     null = torch.full_like(labels, model.cfg.num_classes)
     pn = model.cfg.patch_nums[1]
