@@ -268,28 +268,28 @@ def speed_table() -> str:
     """The README's speed tables, from results/bench_generation.json, bench_reference.json,
     bench_training.json (bench) and ddp_scaling.json (ddp-scaling)."""
     gen, ref, tr = (read_results(f"bench_{n}") for n in ("generation", "reference", "training"))
-    x = lambda v: f"{v:.1f}×" if v is not None else "–"
+    times = lambda v: f"{v:.1f}×" if v is not None else "–"
     rows = ["| image size | device | batch | path (both models) | next-scale (images/s) | next-token (images/s) | "
             "next-scale is | eager, fast draw | eager, plain draw |", "|---|---|---|---|---|---|---|---|---|"]
     for r in gen["metrics"]["rows"]:
         rows.append(f"| {r['resolution']} px | {'GPU' if r['device'] == 'cuda' else 'CPU'} | {r['batch']} | "
                     f"{r.get('path', 'eager, fast draw')} | {r['next_scale_images_per_s']:,.1f} | "
                     f"{r['next_token_images_per_s']:,.1f} | **{r['speedup_next_scale_over_next_token']:.1f}× faster** | "
-                    f"{x(r.get('eager_speedup_next_scale_over_next_token'))} | "
-                    f"{x(r.get('plain_speedup_next_scale_over_next_token'))} |")
+                    f"{times(r.get('eager_speedup_next_scale_over_next_token'))} | "
+                    f"{times(r.get('plain_speedup_next_scale_over_next_token'))} |")
     peak = ref["metrics"]["matmul_peak"]["tflops"]
     rows += ["", f"| configuration | parameters | training tokens/s (reference) | × | share of the bf16 peak "
              f"({peak:.0f} TFLOP/s) | sampling images/s (reference) | × | CUDA graph, not compiled | eager, fast draw "
              "| eager, plain draw |", "|---|---|---|---|---|---|---|---|---|---|"]
-    n = lambda v: f"{v:,.0f}" if v is not None else "–"
+    count = lambda v: f"{v:,.0f}" if v is not None else "–"
     for name, c in ref["metrics"]["configs"].items():
         t, s = c["train"], c["sample"]
         rows.append(f"| {name} | {c['parameters'] / 1e6:.0f} M | {t['tokens_per_s']:,.0f} "
                     f"({c['reference']['train_tokens_per_s']:,}) | {c['train_vs_reference']:.2f} | "
                     f"{t['fraction_of_matmul_peak']:.0%} | {s['images_per_s']:,.0f} "
                     f"({c['reference']['sample_images_per_s']:,}) | {c['sample_vs_reference']:.2f} | "
-                    f"{n(s.get('graph_images_per_s'))} | {n(s.get('eager_images_per_s'))} | "
-                    f"{n(s.get('plain_images_per_s'))} |")
+                    f"{count(s.get('graph_images_per_s'))} | {count(s.get('eager_images_per_s'))} | "
+                    f"{count(s.get('plain_images_per_s'))} |")
     rows.append("\nSampling: " + next(iter(ref["metrics"]["configs"].values()))["sample"]["path"] + ".")
     rows += ["", "| training the CIFAR-10 VAR (batch 256) | tokens/s | TFLOP/s | largest logit difference from eager |",
              "|---|---|---|---|"]

@@ -175,7 +175,7 @@ MEASURES = ("test_loss", "test_error", "test_loss_last_scale")  # what a model i
 def seed_means(entries: list[dict]) -> list[dict]:
     """One entry per (kind, depth): itself if it ran with one seed; else the first seed's entry
     with each measure replaced by the mean over the seeds, and the seeds' own values kept
-    beside it (e.g. "test_loss_seeds": [5.316, 5.322]) with "seeds": [0, 1].
+    beside it (e.g. "test_loss_seeds": [5.316, 5.310]) with "seeds": [0, 1].
     train_seconds becomes the sum (the compute spent on that size)."""
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
@@ -219,8 +219,9 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     """Train and measure every model of the family; returns the results record.
 
     Every model gets the same budget (steps x batch_size sequences, the same schedule and
-    seed: seed sets the initialisation and the order of the batches). After each model the results file is rewritten with everything so far, and the
-    fits when there are >= 3 models of a kind; models already there are skipped (resume).
+    seed: seed sets the initialisation and the order of the batches). After each model the
+    results file is rewritten with everything so far, and the fits when there are >= 3
+    models of a kind; models already there are skipped (resume).
     Models run from the smallest to the largest, so that a sweep cut short by a time limit
     has the cheap ones. tokenizers ({"var": file, "raster": file}) and caches ({kind:
     (train tokens, test tokens)}) replace the data set's defaults (the tests use toy ones);
