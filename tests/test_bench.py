@@ -124,6 +124,11 @@ def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
         assert row["next_scale_images_per_s"] > 0 and row["next_token_images_per_s"] > 0
         assert row["speedup_next_scale_over_next_token"] == pytest.approx(
             row["next_token_seconds_per_batch"] / row["next_scale_seconds_per_batch"], rel=1e-2)
+        # the lead is the ratio of steps over what a next-scale step costs in next-token steps
+        assert row["steps_ratio"] == pytest.approx(16 / 3 if row["resolution"] == 32 else 36 / 5, rel=1e-3)
+        assert row["speedup_next_scale_over_next_token"] == pytest.approx(
+            row["steps_ratio"] / row["next_scale_step_in_next_token_steps"], rel=1e-2)
+    assert gen["skipped"] == [] and gen["targets_met_by_path"] == {}  # the targets are for a GPU at batch 64
     m32 = gen["models"]["32px"]
     assert m32["var"]["config"]["width"] == m32["raster"]["config"]["width"]
     assert m32["var"]["config"]["vocab_size"] == m32["raster"]["config"]["vocab_size"]

@@ -166,6 +166,22 @@ def test_generate_var_shapes_and_decode(var_model, vqvae):
     assert not var_model.training and var_model.cache_len == 0  # state restored, cache freed
 
 
+def test_sampling_leaves_the_model_as_it_found_it(var_model, vqvae):
+    """A model in training mode samples in eval mode and comes back training; the tokens are the
+    same whether or not the loop also returns the f_hats (it skips the last one when not)."""
+    var_model.train()
+    try:
+        from_training = generate_var(var_model, vqvae.quantizer, [0, 1], cfg=1.5, generator=seeded(0))
+        assert all(m.training for m in var_model.modules())
+    finally:
+        var_model.eval()
+    tokens, f_hats = generate_var(var_model, vqvae.quantizer, [0, 1], cfg=1.5, generator=seeded(0), return_steps=True)
+    assert len(f_hats) == len(tokens) == 3
+    assert all(torch.equal(a, b) for a, b in zip(from_training, tokens))
+    assert not any(m.training for m in var_model.modules())
+    assert var_model.lvl_pos is None and var_model.cache_len == 0  # the sampling tables are gone
+
+
 def test_generate_raster_shapes(raster_model):
     tokens = generate_raster(raster_model, [1, 2], cfg=1.0, top_k=10, generator=seeded(0))
     assert len(tokens) == 1 and tokens[0].shape == (2, 4, 4)

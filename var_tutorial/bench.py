@@ -260,6 +260,10 @@ def generation_settings(quick: bool) -> dict:
     return {32: ((1, 2, 3, 4, 6, 8), "cifar10"), 64: ((1, 2, 3, 4, 5, 6, 8, 10, 13, 16), "imagenette64")}
 
 
+# the three ways both models are timed: the key prefix in timed_in_turns, and the name in the results
+GENERATION_PATHS = {"graph_": "CUDA graph, fast draw", "": "eager, fast draw", "plain_": "eager, plain draw"}
+
+
 def bench_generation(device, quick: bool, clock: Clock) -> None:
     cuda = device.type == "cuda"
     rows = ([(device, 64), (device, 256), (device, 1)] if cuda else []) + [(torch.device("cpu"), 1)]
@@ -272,10 +276,12 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                       "both models: on the GPU the whole loop recorded as one CUDA graph and replayed (GraphedSampler, "
                       "bf16 autocast), on the CPU eager (float32); timed beside them in the same turns: eager with the "
                       "fast draw (eager_*) and eager with the plain draw (sample_tokens, plain_*)",
+              "step_cost": "next_scale_step_in_next_token_steps: the time of one next-scale step counted in "
+                           "next-token steps; the speed-up is steps_ratio divided by it, so steps_ratio is its ceiling",
               "sampling": SAMPLING, "targets": {f"{r} px, batch 64": f"next-scale >= {t}x faster" for r, t in
                                                 TARGETS["generation_speedup_batch64"].items()},
-              "targets_met": {}, "cpu_threads": torch.get_num_threads(), "models": {}, "rows": [],
-              "complete": False, "quick": quick}
+              "targets_met": {}, "targets_met_by_path": {}, "cpu_threads": torch.get_num_threads(), "models": {},
+              "rows": [], "skipped": [], "complete": False, "quick": quick}
     save = lambda: write_results("bench_generation", record, config={"what": "generation"}, device=device)
     save()  # at once: a run stopped by the time guard leaves every file it began
     for res, (patch_nums, preset) in generation_settings(quick).items():
@@ -285,11 +291,13 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
         models = {kind: build_transformer(transformer_preset(preset, kind, **common)).eval()
                   for kind in ("var", "raster")}
         quantizer = random_quantizer(models["var"].cfg, "cpu")
+        steps = {kind: len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens for kind, m in models.items()}
         record["models"][f"{res}px"] = {kind: {"config": m.cfg.to_dict(), "parameters": count_params(m),
                                                "steps": len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens,
                                                "tokens": m.cfg.num_tokens} for kind, m in models.items()}
         for dev, batch in rows:
             if not clock.allows(80 if res == 64 else 40, f"generation {res}px {dev.type} batch {batch}"):
+                record["skipped"].append({"resolution": res, "device": dev.type, "batch": batch, "why": "time budget"})
                 continue
             graphs = dev.type == "cuda"
             run = {f"{path}{kind}": sampler(m.to(dev), quantizer.to(dev), batch, dev, SAMPLING, fast=path != "plain_",
@@ -298,10 +306,18 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
             t = timed_in_turns(run, dev, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
             best = "graph_" if graphs else ""  # the figures: the fastest path, the same in both models
             speedup = t[f"{best}raster"] / t[f"{best}var"]
+            # what one next-scale step costs, counted in next-token steps: the lead is steps ratio / this
+            step_cost = lambda key: round(t[f"{key}var"] / steps["var"] / (t[f"{key}raster"] / steps["raster"]), 3)
             if dev.type == "cuda" and batch == 64:
-                record["targets_met"][f"{res} px, batch 64"] = speedup >= TARGETS["generation_speedup_batch64"][res]
+                goal = TARGETS["generation_speedup_batch64"][res]
+                record["targets_met"][f"{res} px, batch 64"] = speedup >= goal
+                for key, name in GENERATION_PATHS.items():
+                    record["targets_met_by_path"].setdefault(name, {})[f"{res} px, batch 64"] = (
+                        t[f"{key}raster"] / t[f"{key}var"] >= goal)
             row = {"resolution": res, "device": dev.type, "batch": batch, "repeats": t["repeats"],
-                   "path": "CUDA graph, fast draw" if graphs else "eager, fast draw",
+                   "steps_ratio": round(steps["raster"] / steps["var"], 3),
+                   "next_scale_step_in_next_token_steps": step_cost(best),
+                   "path": GENERATION_PATHS[best],
                    "next_scale_images_per_s": round(batch / t[f"{best}var"], 2),
                    "next_token_images_per_s": round(batch / t[f"{best}raster"], 2),
                    "next_scale_seconds_per_batch": round(t[f"{best}var"], 5),
@@ -311,7 +327,8 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                 key = "" if path == "eager_" else path
                 row |= {f"{path}next_scale_seconds_per_batch": round(t[f"{key}var"], 5),
                         f"{path}next_token_seconds_per_batch": round(t[f"{key}raster"], 5),
-                        f"{path}speedup_next_scale_over_next_token": round(t[f"{key}raster"] / t[f"{key}var"], 2)}
+                        f"{path}speedup_next_scale_over_next_token": round(t[f"{key}raster"] / t[f"{key}var"], 2),
+                        f"{path}next_scale_step_in_next_token_steps": step_cost(key)}
             row |= {f"{kind}_{k}": v for kind, m in models.items() for k, v in samplers_agree(m, dev, SAMPLING).items()}
             if graphs:
                 row |= {f"{kind}_graph_tokens_equal_to_eager": graph_agrees(m, quantizer, batch, dev, SAMPLING)
@@ -325,7 +342,7 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
         del models, quantizer
         if cuda:
             torch.cuda.empty_cache()
-    record["complete"] = True
+    record["complete"] = not record["skipped"]
     save()
 
 

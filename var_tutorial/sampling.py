@@ -87,7 +87,8 @@ def top_candidates(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, tem
     """
     _check_top_k_top_p(top_k, top_p)
     V = logits.shape[-1]
-    top, order = (logits.float() / temperature).topk(top_k if 0 < top_k < V else V, dim=-1)
+    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature  # 1: no pass over the logits
+    top, order = scaled.topk(top_k if 0 < top_k < V else V, dim=-1)
     probs = top.softmax(dim=-1)
     if top_p < 1.0:
         mass_above = probs.cumsum(dim=-1) - probs  # the mass of the more likely tokens
@@ -159,7 +160,7 @@ def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generato
     sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     tokens, f_hats, f_hat = [], [], None
-    cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C): conditional half, then unconditional half
+    cond_BD = model.condition(torch.cat([labels, null]), check=False)  # (2B, C): conditional half, then unconditional
     x = model.start_token(cond_BD)  # (2B, 1, C)
     start = 0
     for k, pn in enumerate(patch_nums):
@@ -169,6 +170,8 @@ def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generato
         if after_step is not None:
             r_k = after_step(k, r_k)
         tokens.append(r_k)
+        if k == K - 1 and not return_steps:
+            break  # the tokens are all drawn; the last f_hat is only for the coarse-to-fine picture
         f_hat, nxt = quantizer.next_input(k, f_hat, quantizer.embed(r_k))  # nxt: (B, Cv, pn_{k+1}, pn_{k+1})
         f_hats.append(f_hat)
         start += pn * pn
@@ -202,7 +205,7 @@ def _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after
     sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     idx = []
-    cond_BD = model.condition(torch.cat([labels, null]))  # (2B, C)
+    cond_BD = model.condition(torch.cat([labels, null]), check=False)  # (2B, C)
     x = model.start_token(cond_BD)  # (2B, 1, C)
     for i in range(L):
         logits = model.forward_step(cond_BD, x, start=i)  # (2B, 1, V)
@@ -300,18 +303,21 @@ def compiled_blocks(model, backend: str = "inductor"):
 
 
 class _sampling_mode:
-    """Inside: eval mode (no dropout, no class dropout) and an empty KV cache. Outside: as before."""
+    """Inside: eval mode (no dropout, no class dropout) and an empty KV cache. Outside: as before.
+    (A model already in eval mode is left alone: eval() visits every submodule, at every call.)"""
 
     def __init__(self, model):
         self.model, self.was_training = model, model.training
 
     def __enter__(self):
-        self.model.eval()
+        if self.was_training:
+            self.model.eval()
         self.model.enable_kv_cache(True)
 
     def __exit__(self, *exc):
         self.model.enable_kv_cache(False)
-        self.model.train(self.was_training)
+        if self.was_training:
+            self.model.train()
 
 
 # -- checks that speak to a student -------------------------------------------------------
@@ -331,7 +337,7 @@ def _check_args(model, labels, cfg, top_k, top_p, temperature, generator) -> tor
     if labels.dim() != 1 or labels.is_floating_point():
         raise ValueError(f"labels has shape {tuple(labels.shape)} and dtype {labels.dtype}: expected (B,) integer class labels")
     n = model.cfg.num_classes
-    lo, hi = int(labels.min()), int(labels.max())
+    lo, hi = torch.stack(torch.aminmax(labels)).tolist()  # one wait for the GPU
     if lo < 0 or hi > n:
         raise ValueError(f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] "
                          f"(num_classes={n}), or {n} for no class")

@@ -262,13 +262,16 @@ class ConditionalTransformer(nn.Module):
             block.ada_lin[-1].weight.data[2 * C :].mul_(0.5)  # scales and shifts
 
     # -- the class condition -------------------------------------------------------------
-    def condition(self, label_B: torch.Tensor) -> torch.Tensor:
-        """Labels (B,) -> condition vectors (B, C); in training, drop labels to the null class."""
+    def condition(self, label_B: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Labels (B,) -> condition vectors (B, C); in training, drop labels to the null class.
+
+        check=False skips the range check, which waits for the GPU (the samplers have
+        checked their labels already, once)."""
         n = self.cfg.num_classes
         if label_B.dim() != 1 or label_B.is_floating_point():
             raise ValueError(f"labels have shape {tuple(label_B.shape)} and dtype {label_B.dtype}: expected (B,) integers")
-        if label_B.numel() and not torch.compiler.is_compiling() and not _recording_graph(label_B):
-            lo, hi = int(label_B.min()), int(label_B.max())
+        if check and label_B.numel() and not torch.compiler.is_compiling() and not _recording_graph(label_B):
+            lo, hi = torch.stack(torch.aminmax(label_B)).tolist()  # one wait for the GPU, not two
             if lo < 0 or hi > n:
                 raise ValueError(
                     f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] (or {n}, the null class)"
@@ -345,13 +348,21 @@ class VAR(ConditionalTransformer):
         self.word_embed = nn.Linear(cfg.latent_channels, cfg.width)
         self.lvl_embed = nn.Embedding(len(cfg.patch_nums), cfg.width)  # one vector per scale
         self.register_buffer("lvl_L", scale_index(cfg.patch_nums), persistent=False)  # (L,)
+        self.lvl_pos: torch.Tensor | None = None  # position + level of every token, while sampling
         self.init_weights()
 
     def embed(self, x_BlCv: torch.Tensor) -> torch.Tensor:
         return self.word_embed(x_BlCv)  # (B, l, Cv) -> (B, l, C)
 
     def position(self, start: int, l: int) -> torch.Tensor:
+        if self.lvl_pos is not None:  # sampling: the sum made once for all scales, as the reference does
+            return self.lvl_pos[:, start : start + l]
         return self.pos_1LC[:, start : start + l] + self.lvl_embed(self.lvl_L[start : start + l])  # (1, l, C)
+
+    def enable_kv_cache(self, on: bool) -> None:
+        super().enable_kv_cache(on)
+        with torch.no_grad():  # the weights do not change while sampling: add the two tables once
+            self.lvl_pos = self.pos_1LC + self.lvl_embed(self.lvl_L) if on else None  # (1, L, C)
 
     def forward(self, label_B: torch.Tensor, x_BLCv: torch.Tensor) -> torch.Tensor:
         cond_BD = self.condition(label_B)  # (B, C)
