@@ -179,7 +179,7 @@ def test_sampling_leaves_the_model_as_it_found_it(var_model, vqvae):
     assert len(f_hats) == len(tokens) == 3
     assert all(torch.equal(a, b) for a, b in zip(from_training, tokens))
     assert not any(m.training for m in var_model.modules())
-    assert var_model.lvl_pos is None and var_model.cache_len == 0  # the sampling tables are gone
+    assert var_model.positions is None and var_model.cache_len == 0  # the sampling tables are gone
 
 
 def test_generate_raster_shapes(raster_model):

@@ -293,7 +293,7 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
         quantizer = random_quantizer(models["var"].cfg, "cpu")
         steps = {kind: len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens for kind, m in models.items()}
         record["models"][f"{res}px"] = {kind: {"config": m.cfg.to_dict(), "parameters": count_params(m),
-                                               "steps": len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens,
+                                               "steps": steps[kind],
                                                "tokens": m.cfg.num_tokens} for kind, m in models.items()}
         for dev, batch in rows:
             if not clock.allows(80 if res == 64 else 40, f"generation {res}px {dev.type} batch {batch}"):

@@ -240,6 +240,7 @@ class ConditionalTransformer(nn.Module):
         self.head = AdaLNHead(C, cfg.vocab_size)
         self.register_buffer("attn_mask", attn_mask, persistent=False)  # (L, L) bool
         self.block_mask: BlockMask | None = None  # FlexAttention's form of attn_mask (use_flex_attention)
+        self.positions: torch.Tensor | None = None  # position(0, L), made once while the KV cache is on
 
     def init_weights(self, std: float = 0.02) -> None:
         """VAR's initialisation: near-identity blocks and a near-zero head, so that the
@@ -287,9 +288,13 @@ class ConditionalTransformer(nn.Module):
 
     # -- one step, with or without the KV cache ------------------------------------------
     def enable_kv_cache(self, on: bool) -> None:
-        """Turn every block's KV cache on (empty) or off (and free it)."""
+        """Turn every block's KV cache on (empty) or off (and free it). While it is on, the
+        weights do not change, so the position embeddings of the whole sequence are made once
+        (for VAR a sum of two tables, the reference's lvl_pos) and each step takes its slice."""
         for block in self.blocks:
             block.attn.enable_kv_cache(on)
+        with torch.no_grad():
+            self.positions = self.position(0, self.cfg.num_tokens) if on else None  # (1, L, C)
 
     def use_flex_attention(self, on: bool = True) -> None:
         """Teacher forcing through FlexAttention instead of SDPA with the dense bool mask.
@@ -324,7 +329,8 @@ class ConditionalTransformer(nn.Module):
         caching = self.blocks[0].attn.caching
         if caching and start != self.cache_len:
             raise ValueError(f"start={start}: the KV cache holds {self.cache_len} tokens, so the next step starts there")
-        x = x_BlC + self.position(start, l)  # (B, l, C)
+        pos = self.position(start, l) if self.positions is None else self.positions[:, start : start + l]
+        x = x_BlC + pos  # (B, l, C)
         mask = None if caching else self.attn_mask[start : start + l, start : start + l]
         if mask is not None and self.block_mask is not None and l == self.cfg.num_tokens:
             mask = self.block_mask  # the same mask, as FlexAttention's block mask
@@ -348,21 +354,13 @@ class VAR(ConditionalTransformer):
         self.word_embed = nn.Linear(cfg.latent_channels, cfg.width)
         self.lvl_embed = nn.Embedding(len(cfg.patch_nums), cfg.width)  # one vector per scale
         self.register_buffer("lvl_L", scale_index(cfg.patch_nums), persistent=False)  # (L,)
-        self.lvl_pos: torch.Tensor | None = None  # position + level of every token, while sampling
         self.init_weights()
 
     def embed(self, x_BlCv: torch.Tensor) -> torch.Tensor:
         return self.word_embed(x_BlCv)  # (B, l, Cv) -> (B, l, C)
 
     def position(self, start: int, l: int) -> torch.Tensor:
-        if self.lvl_pos is not None:  # sampling: the sum made once for all scales, as the reference does
-            return self.lvl_pos[:, start : start + l]
         return self.pos_1LC[:, start : start + l] + self.lvl_embed(self.lvl_L[start : start + l])  # (1, l, C)
-
-    def enable_kv_cache(self, on: bool) -> None:
-        super().enable_kv_cache(on)
-        with torch.no_grad():  # the weights do not change while sampling: add the two tables once
-            self.lvl_pos = self.pos_1LC + self.lvl_embed(self.lvl_L) if on else None  # (1, L, C)
 
     def forward(self, label_B: torch.Tensor, x_BLCv: torch.Tensor) -> torch.Tensor:
         cond_BD = self.condition(label_B)  # (B, C)
