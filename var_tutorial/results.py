@@ -270,11 +270,13 @@ def speed_table() -> str:
     gen, ref, tr = (read_results(f"bench_{n}") for n in ("generation", "reference", "training"))
     times = lambda v: f"{v:.1f}×" if v is not None else "–"
     rows = ["| image size | device | batch | path (both models) | next-scale (images/s) | next-token (images/s) | "
-            "next-scale is | eager, fast draw | eager, plain draw |", "|---|---|---|---|---|---|---|---|---|"]
+            "next-scale is | steps (ceiling) | a next-scale step costs | eager, fast draw | eager, plain draw |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in gen["metrics"]["rows"]:
         rows.append(f"| {r['resolution']} px | {'GPU' if r['device'] == 'cuda' else 'CPU'} | {r['batch']} | "
                     f"{r.get('path', 'eager, fast draw')} | {r['next_scale_images_per_s']:,.1f} | "
                     f"{r['next_token_images_per_s']:,.1f} | **{r['speedup_next_scale_over_next_token']:.1f}× faster** | "
+                    f"{r['steps_ratio']:.1f} | {r['next_scale_step_in_next_token_steps']:.2f} next-token steps | "
                     f"{times(r.get('eager_speedup_next_scale_over_next_token'))} | "
                     f"{times(r.get('plain_speedup_next_scale_over_next_token'))} |")
     peak = ref["metrics"]["matmul_peak"]["tflops"]
