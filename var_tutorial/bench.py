@@ -188,11 +188,10 @@ def graph_agrees(model, quantizer, batch: int, device: torch.device, sampling: d
     both from torch.manual_seed(0) on the device's default generator (1.0: the same images;
     with compiled blocks, fused kernels round differently, and one token drawn otherwise
     changes what follows)."""
-    labels = torch.arange(batch, device=device) % model.cfg.num_classes
-    replay = GraphedSampler(model, quantizer if isinstance(model, VAR) else None, batch, compile=compile,
-                            **sampling)
+    replay = sampler(model, quantizer, batch, device, sampling, fast=True, graph=True, compile=compile)
+    labels = torch.arange(batch, device=device) % model.cfg.num_classes  # sampler's labels
     torch.manual_seed(0)
-    graphed = replay(labels)
+    graphed = replay()
     torch.manual_seed(0)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         eager = (generate_var(model, quantizer, labels, fast=True, **sampling) if isinstance(model, VAR)

@@ -125,11 +125,6 @@ def unflatten_tokens(idx_BL: torch.Tensor, patch_nums) -> list[torch.Tensor]:
     return [c.reshape(-1, pn, pn) for c, pn in zip(chunks, patch_nums)]
 
 
-def _recording_graph(t: torch.Tensor) -> bool:
-    """Is a CUDA graph being recorded? Then nothing may wait for the GPU (no checks of values)."""
-    return t.is_cuda and torch.cuda.is_current_stream_capturing()
-
-
 # -- the building blocks ----------------------------------------------------------------
 class SelfAttention(nn.Module):
     """Multi-head self-attention with an optional KV cache.
@@ -266,12 +261,12 @@ class ConditionalTransformer(nn.Module):
     def condition(self, label_B: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Labels (B,) -> condition vectors (B, C); in training, drop labels to the null class.
 
-        check=False skips the range check, which waits for the GPU (the samplers have
-        checked their labels already, once)."""
+        check=False skips the range check, which waits for the GPU: the samplers have checked
+        their labels already, once, and a CUDA graph (GraphedSampler) may not wait."""
         n = self.cfg.num_classes
         if label_B.dim() != 1 or label_B.is_floating_point():
             raise ValueError(f"labels have shape {tuple(label_B.shape)} and dtype {label_B.dtype}: expected (B,) integers")
-        if check and label_B.numel() and not torch.compiler.is_compiling() and not _recording_graph(label_B):
+        if check and label_B.numel() and not torch.compiler.is_compiling():
             lo, hi = torch.stack(torch.aminmax(label_B)).tolist()  # one wait for the GPU, not two
             if lo < 0 or hi > n:
                 raise ValueError(
