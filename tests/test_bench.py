@@ -7,12 +7,13 @@ import time
 
 import pytest
 import torch
+from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
 from var_tutorial.__main__ import main
 from var_tutorial.bench import Clock, OutOfTime, alarm, compile_for_speed, random_quantizer
+from var_tutorial.config import transformer_preset
 from var_tutorial.train import param_groups, token_loss
-from var_tutorial.transformer import build_transformer, transformer_preset
-from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
+from var_tutorial.transformer import build_transformer
 
 
 def tiny_model(kind: str):

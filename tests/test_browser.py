@@ -23,9 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 import browser_support as bs
+import pytest
 
 OUT_ROOT = bs.REPO_ROOT / "outputs" / "browser"
 EDITOR_TARGET = "ship"  # the class the editor is asked to paint in

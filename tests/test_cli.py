@@ -25,6 +25,7 @@ def test_quickstart_writes_reconstructions_samples_the_generation_strip_and_an_e
 def test_eval_tokenizer_writes_results(tmp_path, monkeypatch):
     monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
     import shutil
+
     from var_tutorial.pretrained import PRETRAINED_DIR
 
     for suffix in (".safetensors", ".json"):  # evaluate a copy: the shipped sidecar stays untouched
@@ -72,10 +73,9 @@ def test_figures_draws_the_quickstart_pictures_for_imagenette(tmp_path, capsys):
     Imagenette weights are not shipped): four pictures, and one PSNR per scale."""
     import torch
 
-    from var_tutorial.classifier import Classifier, ClassifierConfig
-    from var_tutorial.config import tokenizer_preset
+    from var_tutorial.classifier import Classifier
+    from var_tutorial.config import ClassifierConfig, tokenizer_preset, transformer_config
     from var_tutorial.pretrained import load_tokenizer, save_weights, transformer_record
-    from var_tutorial.train import transformer_config
     from var_tutorial.transformer import build_transformer
     from var_tutorial.vqvae import VQVAE
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_train_transformer import tiny_tokenizer
+
 from var_tutorial import distributed
 from var_tutorial.config import tokenizer_preset
 from var_tutorial.pretrained import save_weights

@@ -5,11 +5,19 @@ import torch
 
 from var_tutorial import editing
 from var_tutorial.__main__ import main
-from var_tutorial.config import tokenizer_preset
-from var_tutorial.editing import (box_mask, centre_box, edit_raster, edit_var, half_mask, outpaint_mask,
-                                  psnr_outside, token_masks)
+from var_tutorial.config import tokenizer_preset, transformer_preset
+from var_tutorial.editing import (
+    box_mask,
+    centre_box,
+    edit_raster,
+    edit_var,
+    half_mask,
+    outpaint_mask,
+    psnr_outside,
+    token_masks,
+)
 from var_tutorial.pretrained import load_transformer
-from var_tutorial.transformer import VAR, RasterTransformer, transformer_preset
+from var_tutorial.transformer import VAR, RasterTransformer
 from var_tutorial.vqvae import VQVAE
 
 
@@ -161,7 +169,7 @@ def test_edit_command_on_image_files(tmp_path, capsys):
 
 def test_measured_editing_results_hold():
     """The acceptance figures, as written by eval-editing on the GPU (results/editing_cifar10.json)."""
-    from var_tutorial.results import read_results
+    from var_tutorial.records import read_results
 
     r = read_results("editing_cifar10")
     m = r["metrics"]

@@ -13,11 +13,16 @@ import pytest
 import torch
 
 from var_tutorial import data, editing, sampling
-from var_tutorial.config import TokenizerTrainConfig, tokenizer_preset
+from var_tutorial.config import (
+    ClassifierTrainConfig,
+    TokenizerTrainConfig,
+    TransformerTrainConfig,
+    tokenizer_preset,
+    transformer_preset,
+)
 from var_tutorial.metrics import sample_images
 from var_tutorial.pretrained import load_tokenizer, load_transformer
-from var_tutorial.train import ClassifierTrainConfig, TransformerTrainConfig
-from var_tutorial.transformer import VAR, RasterTransformer, transformer_preset
+from var_tutorial.transformer import VAR, RasterTransformer
 from var_tutorial.vqvae import VQVAE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"

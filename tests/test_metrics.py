@@ -3,15 +3,23 @@ import json
 
 import pytest
 import torch
-
 from test_train_transformer import one_thread  # noqa: F401  (an autouse fixture)
+
 from var_tutorial.__main__ import main
-from var_tutorial.classifier import Classifier, ClassifierConfig
-from var_tutorial.config import tokenizer_preset
-from var_tutorial.metrics import (class_agreement, evaluate_generator, sample_images, feature_statistics, fid_from_features,
-                                  frechet_distance, inception_fid, sqrtm_psd)
+from var_tutorial.classifier import Classifier
+from var_tutorial.config import ClassifierConfig, tokenizer_preset, transformer_config
+from var_tutorial.metrics import (
+    class_agreement,
+    evaluate_generator,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    inception_fid,
+    sample_images,
+    sqrtm_psd,
+)
 from var_tutorial.pretrained import save_weights, transformer_record
-from var_tutorial.train import training_set, transformer_config
+from var_tutorial.train import training_set
 from var_tutorial.transformer import build_transformer
 from var_tutorial.vqvae import VQVAE
 

@@ -4,9 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from var_tutorial.results import (editing_table, generation_table, imagenette_table, read_results, sampling_grid,
-                                  sampling_grid_table, scaling_table, speed_table, tokenizer_table, training_table)
-from var_tutorial.scaling import fit_power_law
+from var_tutorial.powerlaw import fit_power_law
+from var_tutorial.records import (
+    editing_table,
+    generation_table,
+    imagenette_table,
+    read_results,
+    sampling_grid,
+    sampling_grid_table,
+    scaling_table,
+    speed_table,
+    tokenizer_table,
+    training_table,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RESULTS = README.parent / "results"
@@ -104,7 +114,7 @@ def test_the_longer_sweep_table_matches_results():
 
 
 def test_what_the_readme_says_of_the_longer_sweep():
-    from var_tutorial.scaling import fit_power_law
+    from var_tutorial.powerlaw import fit_power_law
 
     long, short = (read_results(n)["metrics"]["models"] for n in ("scaling_cifar10_2250x512", "scaling_cifar10"))
     var = sorted((e for e in long if e["kind"] == "var"), key=lambda e: e["parameters"])

@@ -1,16 +1,22 @@
 """Tests for var_tutorial.sampling: CFG and its ramp, top-k / top-p on hand examples, seeded
 generation for both models, the cached sampler against the uncached forward, bad inputs."""
-import math
 
 import pytest
 import torch
 
-from var_tutorial.config import tokenizer_preset
+from var_tutorial.config import tokenizer_preset, transformer_preset
 from var_tutorial.sampling import (
-    cfg_logits, cfg_ramp, generate_raster, generate_var, sample_tokens, sample_tokens_fast, sampled_probs,
-    top_candidates, top_k_top_p_filter,
+    cfg_logits,
+    cfg_ramp,
+    generate_raster,
+    generate_var,
+    sample_tokens,
+    sample_tokens_fast,
+    sampled_probs,
+    top_candidates,
+    top_k_top_p_filter,
 )
-from var_tutorial.transformer import VAR, RasterTransformer, flatten_tokens, transformer_preset
+from var_tutorial.transformer import VAR, RasterTransformer, flatten_tokens
 from var_tutorial.vqvae import VQVAE
 
 

@@ -10,13 +10,11 @@ import torch.nn as nn
 
 import var_tutorial.train as train
 from var_tutorial.__main__ import main
-from var_tutorial.config import tokenizer_preset
-from var_tutorial.data import to_float
-from var_tutorial.data import sha256_file
+from var_tutorial.config import TransformerTrainConfig, tokenizer_preset, transformer_config, transformer_preset
+from var_tutorial.data import sha256_file, to_float
 from var_tutorial.pretrained import load_tokenizer, load_transformer, save_weights, transformer_record
-from var_tutorial.train import (Steps, TransformerTrainConfig, param_groups, token_cache, train_transformer,
-                                training_set, transformer_config)
-from var_tutorial.transformer import build_transformer, transformer_preset, unflatten_tokens
+from var_tutorial.train import Steps, param_groups, token_cache, train_transformer, training_set
+from var_tutorial.transformer import build_transformer, unflatten_tokens
 from var_tutorial.vqvae import VQVAE
 
 

@@ -6,10 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from var_tutorial.config import tokenizer_preset
+from var_tutorial.config import TRANSFORMER_PRESETS, TransformerConfig, tokenizer_preset, transformer_preset
 from var_tutorial.transformer import (
-    TRANSFORMER_PRESETS, VAR, RasterTransformer, TransformerConfig, block_causal_mask, build_transformer,
-    causal_mask, count_params, flatten_tokens, scale_index, transformer_preset, unflatten_tokens,
+    VAR,
+    RasterTransformer,
+    block_causal_mask,
+    build_transformer,
+    causal_mask,
+    count_params,
+    flatten_tokens,
+    scale_index,
+    unflatten_tokens,
 )
 from var_tutorial.vqvae import VQVAE
 

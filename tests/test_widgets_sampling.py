@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from var_tutorial.classifier import Classifier, ClassifierConfig
-from var_tutorial.config import tokenizer_preset
-from var_tutorial.transformer import VAR, transformer_preset
+from var_tutorial.classifier import Classifier
+from var_tutorial.config import ClassifierConfig, tokenizer_preset, transformer_preset
+from var_tutorial.transformer import VAR
 from var_tutorial.vqvae import VQVAE
 from var_tutorial.widgets import sample_class, sampling_controls, sampling_figure
 

@@ -4,8 +4,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from var_tutorial.results import read_results
-from var_tutorial.scaling import fit_power_law
+from var_tutorial.powerlaw import fit_power_law
+from var_tutorial.records import read_results
 from var_tutorial.viz import scaling_figure
 from var_tutorial.widgets import scaling_fit
 

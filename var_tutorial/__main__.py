@@ -32,19 +32,33 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from . import data, distributed
+from .classifier import Classifier, features_and_logits
+from .config import (
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    TokenizerTrainConfig,
+    TransformerTrainConfig,
+    tokenizer_preset,
+    transformer_config,
+)
 from .data import REPO_ROOT
-from .classifier import Classifier, ClassifierConfig, features_and_logits
-from .config import TokenizerTrainConfig, tokenizer_preset
 from .metrics import FID_CLS_NOTE, evaluate_generator, evaluate_tokenizer, inception_fid, psnr, sample_images
-from .pretrained import (PRETRAINED_DIR, REGISTRY, load_classifier, load_tokenizer, load_transformer, metrics_of,
-                         record_metrics,
-                         resolve, save_weights, transformer_record)
-from .results import write_results
-from .train import (ClassifierTrainConfig, TransformerTrainConfig, pick_device, train_classifier, train_tokenizer,
-                    train_transformer, training_set, transformer_config)
+from .pretrained import (
+    PRETRAINED_DIR,
+    REGISTRY,
+    load_classifier,
+    load_tokenizer,
+    load_transformer,
+    metrics_of,
+    record_metrics,
+    resolve,
+    save_weights,
+    transformer_record,
+)
+from .records import write_results
+from .train import pick_device, train_classifier, train_tokenizer, train_transformer, training_set
 from .transformer import build_transformer, count_params
 from .vqvae import VQVAE
-
 
 
 def cmd_prepare_data(args):
@@ -269,7 +283,8 @@ def quickstart_train(args, out: Path) -> tuple[str, str]:
 def read_image(path: Path, size: int, resize: bool) -> torch.Tensor:
     """A PNG or JPEG file -> uint8 (3, size, size); a wrong size is an error unless resize."""
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.functional import center_crop, pil_to_tensor, resize as resize_image
+    from torchvision.transforms.functional import center_crop, pil_to_tensor
+    from torchvision.transforms.functional import resize as resize_image
 
     path = Path(path)
     if not path.is_file():

@@ -40,12 +40,13 @@ from contextlib import contextmanager
 
 import torch
 
+from .config import TransformerConfig, transformer_preset
 from .quantizer import MultiScaleQuantizer
-from .results import write_results
+from .records import write_results
 from .sampling import GraphedSampler, compiled_blocks, generate_raster, generate_var, sampled_probs
 from .scaling import training_flops_per_sequence
 from .train import compiled, param_groups, setup_device, token_loss
-from .transformer import VAR, TransformerConfig, build_transformer, count_params, transformer_preset, unflatten_tokens
+from .transformer import VAR, build_transformer, count_params, unflatten_tokens
 
 PARTS = ("generation", "reference", "training")
 SAMPLING = {"cfg": 1.5, "top_k": 900, "top_p": 0.96}  # the settings of the reference's sampling figures

@@ -33,28 +33,12 @@ tests go through it too.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ConfigDict
+from .config import ClassifierConfig
 from .data import to_float
-
-
-@dataclass
-class ClassifierConfig(ConfigDict):
-    width: int = 64  # w: channels of the first conv; the widest layer has 4w
-    num_classes: int = 10
-    logit_scale: float = 0.125  # the head's output is multiplied by this
-
-    def __post_init__(self):
-        for name in ("width", "num_classes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
-        if not self.logit_scale > 0:
-            raise ValueError(f"logit_scale={self.logit_scale}: expected a positive number")
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:

@@ -1,8 +1,13 @@
-"""Configurations as dataclasses, and the named presets.
+"""Every configuration of the library, as dataclasses, and the named presets.
 
 A config is a plain dataclass, so it prints, compares and travels inside every
 checkpoint as a dict: ``TokenizerConfig(**ckpt["config"])`` rebuilds the model with
 nothing else (the nanoGPT habit).
+
+    TokenizerConfig, TokenizerTrainConfig       the VQ-VAE and how it is trained
+    TransformerConfig, TransformerTrainConfig   VAR / the raster baseline and how they are trained
+    transformer_config(kind, preset, tokenizer) a transformer fitted to its tokenizer
+    ClassifierConfig, ClassifierTrainConfig     the evaluation classifier (metrics.py's judge)
 
 Presets
 -------
@@ -167,3 +172,143 @@ def copy_preset(presets: dict, name: str, **fields):
 def tokenizer_preset(name: str, quantizer: str = "multiscale", **overrides) -> TokenizerConfig:
     """A fresh copy of a named preset, optionally single-scale, with fields overridden."""
     return copy_preset(TOKENIZER_PRESETS, name, quantizer=quantizer, **overrides)
+
+
+# -- the transformers: VAR (next-scale) and the raster baseline (next-token) -----------------
+@dataclass
+class TransformerConfig(ConfigDict):
+    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
+
+    kind: str = "var"  # "var" | "raster"
+    vocab_size: int = 4096  # V: must equal the tokenizer's
+    latent_channels: int = 32  # Cvae: width of the teacher-forcing inputs (VAR only)
+    num_classes: int = 10  # class label num_classes is the null class of CFG
+    patch_nums: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # raster: only the last one is used
+    depth: int = 6
+    width: int = 256
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    class_dropout: float = 0.1  # probability of replacing a label by the null class in training
+    qk_norm: bool = True  # VAR's attn_l2_norm: cosine attention with a learned per-head scale
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        self.patch_nums = tuple(int(p) for p in self.patch_nums)
+        if self.kind not in ("var", "raster"):
+            raise ValueError(f"kind={self.kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
+        _check_schedule(self.patch_nums, self.patch_nums[-1] if self.patch_nums else 0)
+        if self.kind == "raster":
+            self.patch_nums = (self.patch_nums[-1],)  # one token map: the full latent grid
+        for name in ("vocab_size", "latent_channels", "num_classes", "depth", "width", "heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size={self.vocab_size}: expected at least 2 codes")
+        if self.width % self.heads != 0:
+            raise ValueError(f"width={self.width}, heads={self.heads}: width must be a multiple of heads")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio={self.mlp_ratio}: expected a positive number (4 in GPT-2 and VAR)")
+        for name in ("class_dropout", "dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
+
+    @property
+    def num_tokens(self) -> int:
+        """L: sum of pn^2 (130 for CIFAR's next-scale schedule, 64 for its raster baseline)."""
+        return sum(p * p for p in self.patch_nums)
+
+
+TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
+    # depth 8, width 192: 6.2 M parameters, 12.5 MB in fp16, so that tokenizers + classifier + VAR
+    # stay within the 32 MB budget for shipped weights. Dropout 0.1, as the shipped models were
+    # trained: 50k images are few (even so, the raster baseline's validation loss rises after 2k steps)
+    "cifar10": TransformerConfig(patch_nums=(1, 2, 3, 4, 6, 8), depth=8, width=192, heads=6, dropout=0.1),
+    # 64 px, the paper's 10 scales (680 tokens): depth 8, width 256, 10.8 M parameters. Dropout 0.1:
+    # Imagenette has only 9,469 training images, five times fewer than CIFAR-10
+    "imagenette64": TransformerConfig(patch_nums=(1, 2, 3, 4, 5, 6, 8, 10, 13, 16), depth=8, width=256, heads=4,
+                                      dropout=0.1),
+    "tiny": TransformerConfig(vocab_size=64, latent_channels=8, patch_nums=(1, 2, 4), depth=2, width=64, heads=2),
+}
+
+
+def transformer_preset(name: str, kind: str = "var", **overrides) -> TransformerConfig:
+    """A fresh copy of a named preset (matching the tokenizer preset of the same name)."""
+    return copy_preset(TRANSFORMER_PRESETS, name, kind=kind, **overrides)
+
+
+@dataclass
+class TransformerTrainConfig(ConfigDict):
+    """How a transformer is trained (the model itself is described by TransformerConfig)."""
+
+    dataset: str = "cifar10"
+    tokenizer: str = "tokenizer_cifar10"  # registry name or weights file: the tokens the model learns
+    steps: int = 20_000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.01  # cosine decay down to lr * min_lr_ratio
+    weight_decay: float = 0.05  # AdamW betas (0.9, 0.95), as in VAR
+    grad_clip: float = 2.0
+    ckpt_every: int = 2_000
+    log_every: int = 100
+    eval_every: int = 1_000  # loss on the test split's tokens (no flips); 0 = never
+    seed: int = 0
+    subset: int = 0  # >0: `subset` images of each split only, spread over the classes (CPU quick mode)
+    keep_best: bool = False  # return (and export) the weights of the lowest validation loss: early stopping
+
+    def __post_init__(self):
+        check_training_numbers(self)
+
+
+def transformer_config(kind: str, preset: str, tokenizer_cfg: TokenizerConfig, **overrides) -> TransformerConfig:
+    """The preset's transformer, fitted to the tokenizer whose tokens it will learn: the same
+    vocabulary, latent width (Cvae) and scale schedule. VAR needs the multi-scale tokenizer,
+    the raster baseline the single-scale one."""
+    if kind not in ("var", "raster"):
+        raise ValueError(f"model={kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
+    want = "multiscale" if kind == "var" else "single"
+    if tokenizer_cfg.quantizer != want:
+        raise ValueError(
+            f"tokenizer has quantizer={tokenizer_cfg.quantizer!r}: the {kind} model needs a {want!r} tokenizer "
+            f"({'tokenizer' if kind == 'var' else 'vqvae'}_cifar10 for CIFAR-10)"
+        )
+    fitted = {"vocab_size": tokenizer_cfg.vocab_size, "patch_nums": tokenizer_cfg.patch_nums,
+              "latent_channels": tokenizer_cfg.latent_channels}
+    return transformer_preset(preset, kind, **{**fitted, **overrides})
+
+
+# -- the evaluation classifier ----------------------------------------------------------------
+@dataclass
+class ClassifierConfig(ConfigDict):
+    width: int = 64  # w: channels of the first conv; the widest layer has 4w
+    num_classes: int = 10
+    logit_scale: float = 0.125  # the head's output is multiplied by this
+
+    def __post_init__(self):
+        for name in ("width", "num_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if not self.logit_scale > 0:
+            raise ValueError(f"logit_scale={self.logit_scale}: expected a positive number")
+
+
+@dataclass
+class ClassifierTrainConfig(ConfigDict):
+    """The fast-CIFAR recipe (Page 2018): SGD with Nesterov momentum, warm-up and decay,
+    label smoothing, random crops, flips and cutout, batch 512."""
+
+    dataset: str = "cifar10"
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 0.4
+    warmup_fraction: float = 0.15
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.2
+    cutout: int = 8  # side of the square cut out of every training image (0: none); 16 at 64 px
+    crop_pad: int = 4  # random crops of the image padded by this many pixels; 8 at 64 px
+    log_every: int = 100
+    seed: int = 0
+    subset: int = 0
+
+    def __post_init__(self):
+        check_training_numbers(self)

@@ -138,7 +138,7 @@ def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10",
     one process and torchrun: steps per second after `skip` steps (torch.compile's warm-up),
     their ratio, and the first `first` logged training losses of both with their largest
     relative difference."""
-    from .results import read_results, write_results
+    from .records import read_results, write_results
 
     runs = {name: read_results(experiment, folder) for name, folder in (("single", single_dir), ("multi", multi_dir))}
     out = {}

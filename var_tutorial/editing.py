@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from .data import to_float
 from .sampling import generate_raster, generate_var
-from .transformer import RasterTransformer, VAR
+from .transformer import VAR, RasterTransformer
 from .vqvae import check_images
 
 BLENDS = ("none", "latent", "pixel")

@@ -26,11 +26,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .classifier import Classifier, ClassifierConfig
-from .config import TokenizerConfig
+from .classifier import Classifier
+from .config import ClassifierConfig, TokenizerConfig, TransformerConfig
 from .data import REPO_ROOT, sha256_file
-from .results import write_json
-from .transformer import ConditionalTransformer, TransformerConfig, build_transformer
+from .records import write_json
+from .transformer import ConditionalTransformer, build_transformer
 from .vqvae import VQVAE
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"

@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from .transformer import RasterTransformer, VAR
+from .transformer import VAR, RasterTransformer
 
 
 # -- the pieces ---------------------------------------------------------------------------

@@ -24,21 +24,20 @@ run side by side (one results file each) are joined by merge_sweeps.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from .config import TransformerConfig, TransformerTrainConfig, transformer_config
 from .data import REPO_ROOT
+from .powerlaw import fit_power_law
 from .pretrained import load_tokenizer
-from .results import read_results, write_results
-from .train import (TransformerTrainConfig, setup_device, token_cache, train_transformer, transformer_config,
-                    validate)
-from .transformer import TransformerConfig, build_transformer, count_params, scale_index
+from .records import read_results, write_results
+from .train import setup_device, token_cache, train_transformer, validate
+from .transformer import build_transformer, count_params, scale_index
 
 TOKENIZERS = {"var": "tokenizer_{dataset}", "raster": "vqvae_{dataset}"}  # which tokens each model learns
 
@@ -72,59 +71,6 @@ def training_flops_per_sequence(cfg: TransformerConfig) -> int:
     with counter, sdpa_kernel(SDPBackend.MATH):
         model(label, x).sum().backward()
     return int(counter.get_total_flops())
-
-
-def fit_power_law(x, y) -> dict:
-    """Fit y = (beta * x)^alpha by least squares in log-log space.
-
-    log y = alpha * log x + alpha * log beta is a straight line with slope alpha and
-    intercept a = alpha * log beta, so beta = exp(a / alpha). Returns alpha, beta, their
-    standard errors (beta's by the delta method), log10 beta with its standard error (beta
-    itself under- or overflows when alpha is small), the Pearson correlation r of log x and
-    log y, and n. Needs at least 3 points (2 would fit any line exactly).
-    """
-    lx, ly = (torch.as_tensor(v, dtype=torch.float64).log() for v in (x, y))
-    n = len(lx)
-    if n < 3 or len(ly) != n:
-        raise ValueError(f"got {n} x values and {len(ly)} y values: expected the same number, at least 3")
-    if not (torch.isfinite(lx).all() and torch.isfinite(ly).all()):
-        raise ValueError("x and y must be positive numbers (the fit is made in log-log space)")
-    mx, my = lx.mean(), ly.mean()
-    sxx, sxy, syy = ((lx - mx) ** 2).sum(), ((lx - mx) * (ly - my)).sum(), ((ly - my) ** 2).sum()
-    alpha = sxy / sxx
-    a = my - alpha * mx
-    resid = ly - (a + alpha * lx)
-    s2 = (resid ** 2).sum() / (n - 2)  # the residuals' variance
-    se_alpha = (s2 / sxx).sqrt()
-    se_a = (s2 * (1 / n + mx ** 2 / sxx)).sqrt()
-    cov_a_alpha = -mx * s2 / sxx
-    log_beta = a / alpha
-    # delta method for log beta = a / alpha: gradient (1/alpha, -a/alpha^2)
-    var_log_beta = (se_a ** 2 / alpha ** 2 + a ** 2 * se_alpha ** 2 / alpha ** 4
-                    - 2 * a * cov_a_alpha / alpha ** 3)
-    beta = log_beta.exp()
-    se_log10_beta = var_log_beta.clamp(min=0).sqrt() / math.log(10)
-    return {"alpha": alpha.item(), "alpha_se": se_alpha.item(), "beta": beta.item(),
-            "beta_se": (beta * se_log10_beta * math.log(10)).item(),
-            "log10_beta": (log_beta / math.log(10)).item(), "log10_beta_se": se_log10_beta.item(),
-            "pearson_r": (sxy / (sxx * syy).sqrt()).item(), "n": n}
-
-
-def power_law(x, alpha: float, beta: float):
-    """y = (beta * x)^alpha, for plotting a fit."""
-    return (beta * torch.as_tensor(x, dtype=torch.float64)) ** alpha
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points (compute, loss) that no other point beats on both: the lowest
-    loss reached for at most that much compute, in order of compute."""
-    order = sorted(range(len(points)), key=lambda i: points[i])
-    front, best = [], math.inf
-    for i in order:
-        if points[i][1] < best:
-            front.append(i)
-            best = points[i][1]
-    return front
 
 
 def fits(entries: list[dict], kind: str = "var") -> dict:

@@ -29,7 +29,7 @@ import functools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -38,13 +38,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
-from .classifier import Classifier, ClassifierConfig, augment, cutout, features_and_logits
-from .config import ConfigDict, TokenizerConfig, TokenizerTrainConfig, check_training_numbers
+from .classifier import Classifier, augment, cutout, features_and_logits
+from .config import (
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    TokenizerConfig,
+    TokenizerTrainConfig,
+    TransformerConfig,
+    TransformerTrainConfig,
+)
 from .data import data_root, load_split, sha256_file, to_float, toy_dataset
 from .metrics import class_agreement, psnr
 from .pretrained import load_tokenizer, read_weights, resolve, transformer_record
-from .transformer import (TransformerConfig, build_transformer, flatten_tokens, scale_index, transformer_preset,
-                          unflatten_tokens)
+from .transformer import build_transformer, flatten_tokens, scale_index, unflatten_tokens
 from .vqvae import VQVAE
 
 
@@ -384,48 +390,6 @@ def token_cache(tokenizer_file="tokenizer_cifar10", dataset: str = "cifar10", sp
     return tokens, labels
 
 
-# -- the transformers: VAR (next-scale) and the raster baseline (next-token) -----------------
-@dataclass
-class TransformerTrainConfig(ConfigDict):
-    """How a transformer is trained (the model itself is described by TransformerConfig)."""
-
-    dataset: str = "cifar10"
-    tokenizer: str = "tokenizer_cifar10"  # registry name or weights file: the tokens the model learns
-    steps: int = 20_000
-    batch_size: int = 256
-    lr: float = 1e-3
-    warmup_steps: int = 500
-    min_lr_ratio: float = 0.01  # cosine decay down to lr * min_lr_ratio
-    weight_decay: float = 0.05  # AdamW betas (0.9, 0.95), as in VAR
-    grad_clip: float = 2.0
-    ckpt_every: int = 2_000
-    log_every: int = 100
-    eval_every: int = 1_000  # loss on the test split's tokens (no flips); 0 = never
-    seed: int = 0
-    subset: int = 0  # >0: `subset` images of each split only, spread over the classes (CPU quick mode)
-    keep_best: bool = False  # return (and export) the weights of the lowest validation loss: early stopping
-
-    def __post_init__(self):
-        check_training_numbers(self)
-
-
-def transformer_config(kind: str, preset: str, tokenizer_cfg: TokenizerConfig, **overrides) -> TransformerConfig:
-    """The preset's transformer, fitted to the tokenizer whose tokens it will learn: the same
-    vocabulary, latent width (Cvae) and scale schedule. VAR needs the multi-scale tokenizer,
-    the raster baseline the single-scale one."""
-    if kind not in ("var", "raster"):
-        raise ValueError(f"model={kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
-    want = "multiscale" if kind == "var" else "single"
-    if tokenizer_cfg.quantizer != want:
-        raise ValueError(
-            f"tokenizer has quantizer={tokenizer_cfg.quantizer!r}: the {kind} model needs a {want!r} tokenizer "
-            f"({'tokenizer' if kind == 'var' else 'vqvae'}_cifar10 for CIFAR-10)"
-        )
-    fitted = {"vocab_size": tokenizer_cfg.vocab_size, "patch_nums": tokenizer_cfg.patch_nums,
-              "latent_channels": tokenizer_cfg.latent_channels}
-    return transformer_preset(preset, kind, **{**fitted, **overrides})
-
-
 def token_loss(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, label_B: torch.Tensor,
                bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross entropy of every token (B, L), and whether the most likely token was right (B, L).
@@ -591,29 +555,6 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, out_
         history.append({"step": step, "restored_best_step": best["step"], "restored_best_val_loss": best["val_loss"]})
     model.eval()
     return model, history
-
-
-# -- the evaluation classifier ----------------------------------------------------------------
-@dataclass
-class ClassifierTrainConfig(ConfigDict):
-    """The fast-CIFAR recipe (Page 2018): SGD with Nesterov momentum, warm-up and decay,
-    label smoothing, random crops, flips and cutout, batch 512."""
-
-    dataset: str = "cifar10"
-    epochs: int = 40
-    batch_size: int = 512
-    lr: float = 0.4
-    warmup_fraction: float = 0.15
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.2
-    cutout: int = 8  # side of the square cut out of every training image (0: none); 16 at 64 px
-    crop_pad: int = 4  # random crops of the image padded by this many pixels; 8 at 64 px
-    log_every: int = 100
-    seed: int = 0
-    subset: int = 0
-
-    def __post_init__(self):
-        check_training_numbers(self)
 
 
 def train_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, device=None, compile=None,

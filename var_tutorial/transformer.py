@@ -26,75 +26,13 @@ False (a GPU path for speed, under torch.compile; bench.py measures it).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
-from .config import ConfigDict, _check_schedule, copy_preset
-
-
-@dataclass
-class TransformerConfig(ConfigDict):
-    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
-
-    kind: str = "var"  # "var" | "raster"
-    vocab_size: int = 4096  # V: must equal the tokenizer's
-    latent_channels: int = 32  # Cvae: width of the teacher-forcing inputs (VAR only)
-    num_classes: int = 10  # class label num_classes is the null class of CFG
-    patch_nums: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # raster: only the last one is used
-    depth: int = 6
-    width: int = 256
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    class_dropout: float = 0.1  # probability of replacing a label by the null class in training
-    qk_norm: bool = True  # VAR's attn_l2_norm: cosine attention with a learned per-head scale
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        self.patch_nums = tuple(int(p) for p in self.patch_nums)
-        if self.kind not in ("var", "raster"):
-            raise ValueError(f"kind={self.kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
-        _check_schedule(self.patch_nums, self.patch_nums[-1] if self.patch_nums else 0)
-        if self.kind == "raster":
-            self.patch_nums = (self.patch_nums[-1],)  # one token map: the full latent grid
-        for name in ("vocab_size", "latent_channels", "num_classes", "depth", "width", "heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size={self.vocab_size}: expected at least 2 codes")
-        if self.width % self.heads != 0:
-            raise ValueError(f"width={self.width}, heads={self.heads}: width must be a multiple of heads")
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"mlp_ratio={self.mlp_ratio}: expected a positive number (4 in GPT-2 and VAR)")
-        for name in ("class_dropout", "dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
-
-    @property
-    def num_tokens(self) -> int:
-        """L: sum of pn^2 (130 for CIFAR's next-scale schedule, 64 for its raster baseline)."""
-        return sum(p * p for p in self.patch_nums)
-
-
-TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
-    # depth 8, width 192: 6.2 M parameters, 12.5 MB in fp16, so that tokenizers + classifier + VAR
-    # stay within the 32 MB budget for shipped weights. Dropout 0.1, as the shipped models were
-    # trained: 50k images are few (even so, the raster baseline's validation loss rises after 2k steps)
-    "cifar10": TransformerConfig(patch_nums=(1, 2, 3, 4, 6, 8), depth=8, width=192, heads=6, dropout=0.1),
-    # 64 px, the paper's 10 scales (680 tokens): depth 8, width 256, 10.8 M parameters. Dropout 0.1:
-    # Imagenette has only 9,469 training images, five times fewer than CIFAR-10
-    "imagenette64": TransformerConfig(patch_nums=(1, 2, 3, 4, 5, 6, 8, 10, 13, 16), depth=8, width=256, heads=4,
-                                      dropout=0.1),
-    "tiny": TransformerConfig(vocab_size=64, latent_channels=8, patch_nums=(1, 2, 4), depth=2, width=64, heads=2),
-}
-
-
-def transformer_preset(name: str, kind: str = "var", **overrides) -> TransformerConfig:
-    """A fresh copy of a named preset (matching the tokenizer preset of the same name)."""
-    return copy_preset(TRANSFORMER_PRESETS, name, kind=kind, **overrides)
+from .config import TransformerConfig
 
 
 # -- attention masks (True = may attend) ------------------------------------------------

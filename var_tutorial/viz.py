@@ -14,7 +14,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .data import to_uint8
-from .scaling import fit_power_law, pareto_front, power_law
+from .powerlaw import fit_power_law, pareto_front, power_law
 
 
 def _finish(fig, ax, title: str | None = None):

@@ -19,10 +19,11 @@ import torch
 from .classifier import features_and_logits
 from .data import to_float, to_uint8
 from .editing import BLENDS, edit_var, psnr_outside
-from .editing import REGIONS as EDIT_REGIONS, region_mask as edit_region_mask  # the editor's region presets
+from .editing import REGIONS as EDIT_REGIONS
+from .editing import region_mask as edit_region_mask
 from .metrics import psnr
+from .powerlaw import fit_power_law
 from .sampling import generate_var
-from .scaling import fit_power_law
 from .viz import edit_view_figure, image_rows_figure, scale_view_figure, scaling_figure, show
 
 
@@ -384,7 +385,7 @@ class ScalingFit(widgets.VBox):
     """The UI that scaling_fit returns: a check box per VAR model, the plots below.
 
     boxes: {depth: Checkbox}; fit: the last fit of test loss against parameters (a dict of
-    scaling.fit_power_law, or None when fewer than 3 models are ticked); message: the line
+    powerlaw.fit_power_law, or None when fewer than 3 models are ticked); message: the line
     printed above the plots.
     """
 

@@ -5,7 +5,8 @@
 # Issue 6: CPU cost of each piece of a VAR step and a raster step (eager, bf16 autocast), on the GPU
 import time, statistics, torch, torch.nn.functional as F
 from var_tutorial.bench import random_quantizer, SAMPLING, generation_settings
-from var_tutorial.transformer import build_transformer, transformer_preset
+from var_tutorial.transformer import build_transformer
+from var_tutorial.config import transformer_preset
 from var_tutorial import sampling as S
 import os
 dev = torch.device(os.environ.get("DEV", "cuda"))
