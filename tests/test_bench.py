@@ -11,9 +11,18 @@ import torch
 from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
 from var_tutorial.__main__ import main
-from var_tutorial.bench import Clock, OutOfTime, alarm, compile_for_speed, random_quantizer
+from var_tutorial.bench import (
+    Clock,
+    OutOfTime,
+    alarm,
+    compile_for_speed,
+    compiled_logit_diff,
+    random_quantizer,
+    reference_config,
+    speed_layer_agrees,
+)
 from var_tutorial.config import transformer_preset
-from var_tutorial.fast import use_flex_attention
+from var_tutorial.fast import FastSelfAttention, speed_up, use_flex_attention
 from var_tutorial.train import param_groups, token_loss
 from var_tutorial.transformer import build_transformer
 
@@ -138,9 +147,6 @@ def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
 
 
 def test_compiled_logit_diff_compares_the_compiled_copy_with_the_model():
-    from var_tutorial.bench import compiled_logit_diff, reference_config
-    from var_tutorial.transformer import build_transformer
-
     torch.manual_seed(0)
     model = build_transformer(reference_config((1, 2, 4), 2, quick=True)).eval()
     diff = compiled_logit_diff(model, 3, torch.device("cpu"), backend="aot_eager")
@@ -149,9 +155,6 @@ def test_compiled_logit_diff_compares_the_compiled_copy_with_the_model():
 
 
 def test_speed_layer_agrees_compares_the_speed_layer_with_the_core():
-    from var_tutorial.bench import speed_layer_agrees
-    from var_tutorial.fast import FastSelfAttention, speed_up
-
     model = tiny_model("var").eval()
     quantizer = random_quantizer(model.cfg, "cpu")
     out = speed_layer_agrees(model, quantizer, torch.device("cpu"))

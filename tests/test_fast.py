@@ -3,13 +3,16 @@ computes its plain path's function. The static KV cache gives the concatenating 
 FlexAttention SDPA's (skipped where it cannot run on this CPU), the bicubic matrices
 F.interpolate's maps and the quantizer's tokens, the fast draw the plain draw's distribution,
 compiled blocks the eager blocks' tokens; and the swaps share the weights they replace."""
+import ast
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
+import var_tutorial
 from var_tutorial.config import tokenizer_preset, transformer_preset
 from var_tutorial.fast import (
     BicubicMatrices,
@@ -96,6 +99,20 @@ def cached_logits(model, labels, x):
             lengths.append(model.cache_len)
         model.enable_kv_cache(False)
     return torch.cat(steps, dim=1), lengths
+
+
+# -- the core stands alone ----------------------------------------------------------------------
+CORE = ("codebook", "quantizer", "vqvae", "transformer", "sampling", "editing")
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_the_core_is_short_and_never_imports_the_speed_layer(name):
+    source = (Path(var_tutorial.__file__).parent / f"{name}.py").read_text()
+    assert len(source.splitlines()) <= 300
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import) for a in node.names}
+    assert not {m for m in imported if m and m.split(".")[-1] in ("fast", "bench")}, imported
+    assert "BlockMask" not in source and "flex_attention" not in source and "fast=" not in source
 
 
 # -- the swaps keep the weights ---------------------------------------------------------------
