@@ -1,6 +1,7 @@
-"""The fast paths of the benchmarks compute the same function as the plain ones (FlexAttention
-against SDPA with the dense mask, compiled against eager), the time guard stops a run, and
-`bench --quick` runs end to end on tiny configs and writes its three results files."""
+"""The fast paths of the benchmarks compute the same function as the plain ones (compiled
+FlexAttention against eager SDPA with the dense mask, compiled against eager, the speed layer
+against the core; the speed layer's own tests are in tests/test_fast.py), the time guard stops a
+run, and `bench --quick` runs end to end on tiny configs and writes its three results files."""
 import copy
 import json
 import time
@@ -10,8 +11,18 @@ import torch
 from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
 from var_tutorial.__main__ import main
-from var_tutorial.bench import Clock, OutOfTime, alarm, compile_for_speed, random_quantizer
+from var_tutorial.bench import (
+    Clock,
+    OutOfTime,
+    alarm,
+    compile_for_speed,
+    compiled_logit_diff,
+    random_quantizer,
+    reference_config,
+    speed_layer_agrees,
+)
 from var_tutorial.config import transformer_preset
+from var_tutorial.fast import FastSelfAttention, speed_up, use_flex_attention
 from var_tutorial.train import param_groups, token_loss
 from var_tutorial.transformer import build_transformer
 
@@ -41,29 +52,6 @@ def logits_of(model, labels, x):
         return model(labels, x)
 
 
-@pytest.mark.parametrize("kind", ["var", "raster"])
-@pytest.mark.parametrize("mode", ["eval", "train"])
-def test_flex_attention_matches_sdpa(kind, mode):
-    model = tiny_model(kind).train(mode == "train")
-    labels, x = inputs(model.cfg)
-    plain = logits_of(model, labels, x)
-    try:
-        model.use_flex_attention()
-        flex = logits_of(model, labels, x)
-    except (RuntimeError, NotImplementedError) as e:
-        pytest.skip(f"FlexAttention does not run on this CPU build of torch {torch.__version__}: {e}")
-    assert model.block_mask is not None
-    torch.testing.assert_close(flex, plain, rtol=1e-5, atol=1e-5)
-    model.use_flex_attention(False)
-    torch.testing.assert_close(logits_of(model, labels, x), plain, rtol=0, atol=0)
-
-
-def test_flex_attention_refuses_dropout():
-    model = build_transformer(transformer_preset("tiny", "var", dropout=0.1))
-    with pytest.raises(ValueError, match="dropout"):
-        model.use_flex_attention()
-
-
 @pytest.mark.parametrize("scope", ["blocks", "model"])
 def test_compiled_flex_matches_eager_sdpa(scope):
     """The GPU's fastest training path (FlexAttention under torch.compile) traced with "aot_eager"."""
@@ -71,8 +59,7 @@ def test_compiled_flex_matches_eager_sdpa(scope):
     model = tiny_model("var").train()
     labels, x = inputs(model.cfg)
     plain = logits_of(model, labels, x)
-    fast = copy.deepcopy(model)
-    fast.use_flex_attention()
+    fast = use_flex_attention(copy.deepcopy(model))
     fast = compile_for_speed(fast, "aot_eager", scope)
     torch.testing.assert_close(logits_of(fast, labels, x), plain, rtol=1e-5, atol=1e-5)
 
@@ -135,11 +122,17 @@ def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
     assert m32["var"]["config"]["vocab_size"] == m32["raster"]["config"]["vocab_size"]
     assert m32["var"]["steps"] == 3 and m32["raster"]["steps"] == 16  # scales (1, 2, 4) against a 4x4 map
 
+    for m in gen["models"].values():  # the speed layer against the core, recorded beside the timings
+        assert m["var"]["speed_layer_vs_plain"]["static_kv_cache_max_abs_logit_diff"] < 1e-5
+        assert m["var"]["speed_layer_vs_plain"]["bicubic_matrices_max_abs_diff"] < 1e-5
+        assert m["raster"]["speed_layer_vs_plain"]["static_kv_cache_max_abs_logit_diff"] < 1e-5
+
     ref = records["reference"]["metrics"]["configs"]
     assert set(ref) == {"cifar32-d8", "cifar32-d12", "paper256-d16"}
     for entry in ref.values():
         assert entry["train"]["tokens_per_s"] > 0 and entry["sample"]["images_per_s"] > 0
         assert entry["train"]["max_abs_logit_diff_vs_plain"] < 1e-4
+        assert entry["sample"]["speed_layer_vs_plain"]["static_kv_cache_max_abs_logit_diff"] < 1e-5
         assert "whole model" in entry["train"]["path"]  # the fastest path first
         assert entry["reference"]["train_tokens_per_s"] > 0
         assert entry["train_vs_reference"] == pytest.approx(
@@ -154,11 +147,21 @@ def test_quick_bench_writes_its_results(tmp_path, monkeypatch, capsys):
 
 
 def test_compiled_logit_diff_compares_the_compiled_copy_with_the_model():
-    from var_tutorial.bench import compiled_logit_diff, reference_config
-    from var_tutorial.transformer import build_transformer
-
     torch.manual_seed(0)
     model = build_transformer(reference_config((1, 2, 4), 2, quick=True)).eval()
     diff = compiled_logit_diff(model, 3, torch.device("cpu"), backend="aot_eager")
     assert 0.0 <= diff < 1e-5  # float32 on the CPU, the same operations traced: equal up to rounding
     assert model.cache_len == 0 and not model.blocks[0].attn.caching  # the model's cache is switched off again
+
+
+def test_speed_layer_agrees_compares_the_speed_layer_with_the_core():
+    model = tiny_model("var").eval()
+    quantizer = random_quantizer(model.cfg, "cpu")
+    out = speed_layer_agrees(model, quantizer, torch.device("cpu"))
+    assert set(out) == {"static_kv_cache_max_abs_logit_diff", "bicubic_matrices_max_abs_diff"}
+    assert 0.0 <= out["static_kv_cache_max_abs_logit_diff"] < 1e-5 and 0.0 <= out["bicubic_matrices_max_abs_diff"] < 1e-5
+    assert not isinstance(model.blocks[0].attn, FastSelfAttention)  # the model is left as it was
+    assert model.cache_len == 0 and not model.training
+    speed_up(model)
+    with pytest.raises(ValueError, match="sped up already"):
+        speed_layer_agrees(model, quantizer, torch.device("cpu"))

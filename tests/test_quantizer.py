@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from var_tutorial.config import TOKENIZER_PRESETS, TokenizerConfig, tokenizer_preset
-from var_tutorial.quantizer import MultiScaleQuantizer, bicubic_matrix
+from var_tutorial.quantizer import MultiScaleQuantizer
 from var_tutorial.vqvae import VQVAE
 
 
@@ -198,16 +198,3 @@ def test_presets_are_copies():
     cfg.vocab_size = 7
     assert TOKENIZER_PRESETS["cifar10"].vocab_size == 4096
     assert VQVAE(tokenizer_preset("tiny")).patch_nums == (1, 2, 4)
-
-
-@pytest.mark.parametrize("patch_nums", [(1, 2, 3, 4, 6, 8), (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)])
-def test_bicubic_as_two_matrix_products_is_f_interpolate(patch_nums):
-    H, g = patch_nums[-1], torch.Generator().manual_seed(0)
-    for pn in patch_nums[:-1]:
-        A = bicubic_matrix(pn, H)
-        assert A.shape == (H, pn) and torch.allclose(A.sum(1), torch.ones(H), atol=1e-6)  # rows sum to 1
-        z = torch.randn(3, 32, pn, pn, generator=g)
-        torch.testing.assert_close(A @ z @ A.T, F.interpolate(z, size=(H, H), mode="bicubic"), atol=2e-6, rtol=1e-5)
-    q = MultiScaleQuantizer(64, 8, patch_nums)
-    assert not any(k.startswith("upsample_") for k in q.state_dict())  # the weights files do not change
-

@@ -1,5 +1,6 @@
 """Tests for var_tutorial.sampling: CFG and its ramp, top-k / top-p on hand examples, seeded
-generation for both models, the cached sampler against the uncached forward, bad inputs."""
+generation for both models, the cached sampler against the uncached forward, bad inputs.
+(The speed layer's draw, graphs and compiled blocks: tests/test_fast.py.)"""
 
 import pytest
 import torch
@@ -11,9 +12,6 @@ from var_tutorial.sampling import (
     generate_raster,
     generate_var,
     sample_tokens,
-    sample_tokens_fast,
-    sampled_probs,
-    top_candidates,
     top_k_top_p_filter,
 )
 from var_tutorial.transformer import VAR, RasterTransformer, flatten_tokens
@@ -86,79 +84,6 @@ def test_top_k_then_top_p_and_temperature():
     # a tiny temperature makes sampling greedy
     assert sample_tokens(torch.randn(3, 4, 10, generator=seeded(1)), temperature=1e-4, generator=seeded(0)).equal(
         torch.randn(3, 4, 10, generator=seeded(1)).argmax(-1))
-
-
-# -- the fast path: the same distribution from the top-k candidates --------------------------
-@pytest.mark.parametrize("top_k,top_p,temperature", [(0, 1.0, 1.0), (900, 0.96, 1.0), (50, 1.0, 0.7),
-                                                     (0, 0.5, 1.3), (3, 0.5, 1.0), (4096, 0.9, 1.0)])
-def test_fast_sampler_draws_from_the_same_distribution(top_k, top_p, temperature):
-    logits = 3 * torch.randn(64, 4096, generator=seeded(top_k))
-    plain = sampled_probs(logits, top_k, top_p, temperature)
-    fast = sampled_probs(logits, top_k, top_p, temperature, fast=True)
-    assert torch.equal(plain > 0, fast > 0)  # the same tokens may be drawn
-    assert torch.allclose(plain, fast, atol=1e-6, rtol=1e-4)  # with the same probabilities
-
-
-def test_top_candidates_on_a_hand_example():
-    probs, order = top_candidates(torch.tensor([0.05, 0.5, 0.15, 0.3]).log(), top_k=3, top_p=0.7)
-    assert order.tolist() == [1, 3, 2]  # most likely first; the 4th is cut by top-k
-    # renormalised over the top 3: 0.526, 0.316, 0.158; the nucleus of 0.7 needs the first two
-    assert torch.allclose(probs, torch.tensor([0.5, 0.3, 0.0]) / 0.95, atol=1e-6)
-
-
-def test_fast_sampler_frequencies_match_the_probabilities():
-    logits = torch.tensor([[[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]]]).expand(1, 20_000, 6).contiguous()
-    drawn = sample_tokens_fast(logits, top_k=4, top_p=0.9, generator=seeded(0)).flatten()
-    freq = torch.bincount(drawn, minlength=6).float() / drawn.numel()
-    want = sampled_probs(logits[0, 0], top_k=4, top_p=0.9)
-    assert torch.allclose(freq, want, atol=0.01), (freq, want)  # 3 sigma of 20k draws is < 0.011
-    assert want[3:].eq(0).all() and drawn.max() <= 2  # outside the nucleus: never drawn
-    assert sample_tokens_fast(logits[:, :5], temperature=1e-4, generator=seeded(0)).eq(0).all()  # greedy
-
-
-def test_fast_generation_is_seeded_and_agrees_when_greedy(var_model, raster_model, vqvae):
-    run = lambda fast, seed, **kw: generate_var(var_model, vqvae.quantizer, [0, 5, 9], cfg=2.0, top_k=8, top_p=0.9,
-                                                generator=seeded(seed), fast=fast, **kw)
-    assert all(a.equal(b) for a, b in zip(run(True, 0), run(True, 0)))  # a seed gives the same images
-    assert not all(a.equal(b) for a, b in zip(run(True, 0), run(True, 1)))
-    greedy = lambda fast: run(fast, 0, temperature=1e-9)  # the untrained logits differ by ~1e-5
-    assert all(a.equal(b) for a, b in zip(greedy(True), greedy(False)))  # no randomness left: the same tokens
-    r = lambda fast: generate_raster(raster_model, [1, 2], top_k=10, temperature=1e-9, generator=seeded(0), fast=fast)
-    assert r(True)[0].equal(r(False)[0])
-
-
-def test_graphed_sampler_needs_a_gpu(var_model, vqvae):
-    from var_tutorial.sampling import GraphedSampler
-
-    with pytest.raises(ValueError, match="the model is on cpu: CUDA graphs need a CUDA GPU"):
-        GraphedSampler(var_model, vqvae.quantizer, batch=2)
-
-
-def test_compiled_blocks_draw_the_same_tokens(var_model, vqvae):
-    from var_tutorial.sampling import compiled_blocks
-
-    copy = compiled_blocks(var_model, backend="aot_eager")  # dynamo's tracing, with the KV cache filled in place
-    run = lambda m: generate_var(m, vqvae.quantizer, [0, 5, 9], cfg=2.0, top_k=8, top_p=0.9, generator=seeded(0),
-                                 fast=True)
-    assert all(a.equal(b) for a, b in zip(run(copy), run(var_model)))
-    assert all(a.equal(b) for a, b in zip(run(copy), run(var_model)))  # compiled once: the same again
-    assert copy is not var_model and copy.blocks[0]._compiled_call_impl is not None
-    assert getattr(var_model.blocks[0], "_compiled_call_impl", None) is None  # the model itself is not compiled
-
-
-def test_the_kv_cache_is_static_one_allocation_filled_in_place(var_model):
-    attn, L = var_model.blocks[0].attn, var_model.cfg.num_tokens
-    with torch.no_grad():
-        var_model.eval().enable_kv_cache(True)
-        cond = var_model.condition(torch.tensor([0, 1]))
-        var_model.forward_step(cond, var_model.start_token(cond), 0)
-        cache, first = attn.cache_k, attn.cache_k[:, :, :1].clone()
-        assert cache.shape[2] == L and var_model.cache_len == 1  # room for the whole sequence, one token in it
-        var_model.forward_step(cond, var_model.embed(torch.zeros(2, 4, var_model.cfg.latent_channels)), 1)
-        assert attn.cache_k is cache and var_model.cache_len == 5  # the same tensor, filled further
-        assert attn.cache_k[:, :, :1].equal(first)  # the earlier keys stay where they were
-        var_model.enable_kv_cache(False)
-    assert attn.cache_k is None and var_model.cache_len == 0
 
 
 # -- generation ----------------------------------------------------------------------------

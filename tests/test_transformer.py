@@ -105,6 +105,22 @@ def test_raster_kv_cache_matches_full_forward():
     assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
 
 
+def test_the_kv_cache_grows_by_concatenation():
+    """Each step appends its keys and values to the earlier ones (torch.cat); the earlier stay as they were."""
+    model = VAR(transformer_preset("tiny")).eval()
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        model.enable_kv_cache(True)
+        cond = model.condition(torch.tensor([0, 1]))
+        model.forward_step(cond, model.start_token(cond), 0)
+        first = attn.cache_k
+        assert first.shape == (2, model.cfg.heads, 1, model.cfg.width // model.cfg.heads) and model.cache_len == 1
+        model.forward_step(cond, model.embed(torch.zeros(2, 4, model.cfg.latent_channels)), 1)
+        assert attn.cache_k.shape[2] == 5 and model.cache_len == 5 and attn.cache_k[:, :, :1].equal(first)
+        model.enable_kv_cache(False)
+    assert attn.cache_k is None and model.cache_len == 0
+
+
 def test_kv_cache_checks_the_start_position():
     model = VAR(transformer_preset("tiny")).eval()
     cond = model.condition(torch.tensor([0]))

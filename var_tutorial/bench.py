@@ -15,7 +15,7 @@ file after every measurement, so a run stopped by the time guard keeps what it m
     reference   results/bench_reference.json    our model configured like FoundationVision/VAR
                 (width 64*depth, depth heads, V=4096, Cvae=32, 1000 classes): training tokens/s
                 and sampling images/s beside the reference implementation's own figures
-                (sampling through GraphedSampler with compiled blocks, the other paths beside it).
+                (sampling through fast.GraphedSampler with compiled blocks, the other paths beside it).
     training    results/bench_training.json     training throughput of the next-scale model:
                 eager against torch.compile, SDPA with the dense bool mask against FlexAttention.
 
@@ -25,9 +25,15 @@ figures. Times are medians over repeats after a warm-up, with the device synchro
 around each. A training step is the real one: token_loss on the teacher-forcing input,
 bf16 autocast on a GPU, backward, gradient clipping, AdamW, on random tokens. Achieved
 TFLOP/s = scaling.training_flops_per_sequence (counted by FlopCounterMode) x sequences/s,
-compared with the peak of a large bf16 matmul measured in the same run. Every fast path
-is checked against the plain one: the max abs difference of their logits on one batch is
-recorded beside its speed.
+compared with the peak of a large bf16 matmul measured in the same run.
+
+Every sampling path runs the speed layer's model and quantizer (fast.speed_up: the static KV
+cache, the bicubic matrices), as the figures always did; they differ in the draw and in how the
+loop is launched. Every fast path is checked against the plain one on the device it is timed on:
+the speed layer against the core (speed_layer_agrees), the fast draw against the plain one
+(samplers_agree), the CUDA graph against the eager loop (graph_agrees), compiled blocks against
+eager ones (compiled_logit_diff), FlexAttention and torch.compile against eager SDPA in training
+(max_abs_logit_diff_vs_plain).
 """
 from __future__ import annotations
 
@@ -39,11 +45,22 @@ import time
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 
 from .config import TransformerConfig, transformer_preset
+from .fast import (
+    BicubicMatrices,
+    FastSelfAttention,
+    GraphedSampler,
+    compiled_blocks,
+    sample_tokens_fast,
+    sampled_probs,
+    speed_up,
+    use_flex_attention,
+)
 from .quantizer import MultiScaleQuantizer
 from .records import write_results
-from .sampling import GraphedSampler, compiled_blocks, generate_raster, generate_var, sampled_probs
+from .sampling import generate_raster, generate_var, sample_tokens, sampling_mode
 from .scaling import training_flops_per_sequence
 from .train import compiled, param_groups, setup_device, token_loss
 from .transformer import VAR, build_transformer, count_params, unflatten_tokens
@@ -163,23 +180,26 @@ def random_quantizer(cfg: TransformerConfig, device) -> MultiScaleQuantizer:
 
 def sampler(model, quantizer, batch: int, device: torch.device, sampling: dict, fast: bool = False,
             graph: bool = False, compile: bool = False):
-    """A function that generates the token maps of `batch` images (bf16 autocast on a GPU);
-    fast=True draws with sampling.sample_tokens_fast; graph=True replays the whole fast loop
-    as one CUDA graph (sampling.GraphedSampler, recorded here), compile=True with the blocks
-    of a copy of the model compiled (sampling.compiled_blocks)."""
+    """A function that generates the token maps of `batch` images (bf16 autocast on a GPU), with
+    the model and quantizer sped up in place (fast.speed_up: static KV cache, bicubic matrices);
+    fast=True draws with fast.sample_tokens_fast, fast=False with sampling.sample_tokens;
+    graph=True replays the whole fast loop as one CUDA graph (fast.GraphedSampler, recorded
+    here), compile=True with the blocks of a copy of the model compiled (fast.compiled_blocks)."""
+    var = isinstance(model, VAR)
+    speed_up(model, quantizer if var else None)
     labels = torch.arange(batch, device=device) % model.cfg.num_classes
     if graph:
-        replay = GraphedSampler(model, quantizer if isinstance(model, VAR) else None, batch, compile=compile,
-                                **sampling)
+        replay = GraphedSampler(model, quantizer if var else None, batch, compile=compile, **sampling)
         return lambda: replay(labels)
     gen = torch.Generator(device=device).manual_seed(0)
+    draw = sample_tokens_fast if fast else sample_tokens
 
     def run():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            if isinstance(model, VAR):
-                generate_var(model, quantizer, labels, generator=gen, fast=fast, **sampling)
+            if var:
+                generate_var(model, quantizer, labels, generator=gen, draw=draw, **sampling)
             else:
-                generate_raster(model, labels, generator=gen, fast=fast, **sampling)
+                generate_raster(model, labels, generator=gen, draw=draw, **sampling)
 
     return run
 
@@ -195,8 +215,8 @@ def graph_agrees(model, quantizer, batch: int, device: torch.device, sampling: d
     graphed = replay()
     torch.manual_seed(0)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        eager = (generate_var(model, quantizer, labels, fast=True, **sampling) if isinstance(model, VAR)
-                 else generate_raster(model, labels, fast=True, **sampling))
+        eager = (generate_var(model, quantizer, labels, draw=sample_tokens_fast, **sampling) if isinstance(model, VAR)
+                 else generate_raster(model, labels, draw=sample_tokens_fast, **sampling))
     same = sum(int(a.eq(b).sum()) for a, b in zip(graphed, eager))
     return round(same / sum(a.numel() for a in eager), 6)
 
@@ -216,6 +236,42 @@ def samplers_agree(model, device: torch.device, sampling: dict) -> dict:
         kw = {k: sampling[k] for k in ("top_k", "top_p")}
         diff = (sampled_probs(logits, **kw) - sampled_probs(logits, **kw, fast=True)).abs().max().item()
         out[f"max_abs_prob_diff_{name}_logits"] = float(f"{diff:.3g}")
+    return out
+
+
+def speed_layer_agrees(model, quantizer, device: torch.device, batch: int = 8) -> dict:
+    """The speed layer against the core, on this device: the max abs difference of the logits of
+    one pass through the KV cache, every step, random inputs (fast.speed_up's static cache against
+    the core's torch.cat cache, bf16 autocast on a GPU as in sampling), and, given VAR's quantizer,
+    of every scale's upsampling (the bicubic matrices against F.interpolate, float32). The model
+    and the quantizer are left as they are; the model must not be sped up yet."""
+    if isinstance(model.blocks[0].attn, FastSelfAttention):
+        raise ValueError("the model is sped up already: pass the plain model, before fast.speed_up")
+    cfg, gen = model.cfg, torch.Generator(device=device).manual_seed(0)
+    labels = torch.arange(batch, device=device) % cfg.num_classes
+    if isinstance(model, VAR):
+        sizes = [pn * pn for pn in cfg.patch_nums]
+        inputs = torch.randn(batch, cfg.num_tokens - 1, cfg.latent_channels, device=device, generator=gen)
+    else:
+        sizes = [1] * cfg.num_tokens
+        inputs = torch.randint(cfg.vocab_size, (batch, cfg.num_tokens - 1), device=device, generator=gen)
+    logits = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for m in (model, speed_up(copy.deepcopy(model))[0]):
+            with sampling_mode(m):
+                cond, start, steps = m.condition(labels), 0, []
+                for i, l in enumerate(sizes):  # row start - 1 of inputs is the input of token start
+                    x = m.start_token(cond) if i == 0 else m.embed(inputs[:, start - 1 : start - 1 + l])
+                    steps.append(m.forward_step(cond, x, start))
+                    start += l
+            logits.append(torch.cat(steps, dim=1))
+    out = {"static_kv_cache_max_abs_logit_diff": float(f"{(logits[0] - logits[1]).abs().max().item():.3g}")}
+    if quantizer is not None:
+        H, diff, matrices = quantizer.patch_nums[-1], 0.0, BicubicMatrices(quantizer.patch_nums).to(device)
+        for pn in quantizer.patch_nums[:-1]:
+            z = torch.randn(batch, quantizer.dim, pn, pn, device=device, generator=gen)
+            diff = max(diff, (matrices(z) - F.interpolate(z, size=(H, H), mode="bicubic")).abs().max().item())
+        out["bicubic_matrices_max_abs_diff"] = float(f"{diff:.3g}")
     return out
 
 
@@ -272,10 +328,11 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
     record = {"note": "random weights (speed only); token generation only, the image decoder excluded; "
                       "both models have the same width, depth, heads and vocabulary; KV cache and CFG in both "
                       "(conditional and unconditional halves in one batch); timed in turns in one process",
-              "path": "the library's samplers with the fast draw (sample_tokens_fast, the top-k candidates only) in "
-                      "both models: on the GPU the whole loop recorded as one CUDA graph and replayed (GraphedSampler, "
-                      "bf16 autocast), on the CPU eager (float32); timed beside them in the same turns: eager with the "
-                      "fast draw (eager_*) and eager with the plain draw (sample_tokens, plain_*)",
+              "path": "the library's samplers with the fast draw (fast.sample_tokens_fast, the top-k candidates only) "
+                      "in both models, sped up by fast.speed_up (static KV cache, bicubic matrices): on the GPU the "
+                      "whole loop recorded as one CUDA graph and replayed (fast.GraphedSampler, bf16 autocast), on the "
+                      "CPU eager (float32); timed beside them in the same turns: eager with the fast draw (eager_*) "
+                      "and eager with the plain draw (sample_tokens, plain_*)",
               "step_cost": "next_scale_step_in_next_token_steps: the time of one next-scale step counted in "
                            "next-token steps; the speed-up is steps_ratio divided by it, so steps_ratio is its ceiling",
               "sampling": SAMPLING, "targets": {f"{r} px, batch 64": f"next-scale >= {t}x faster" for r, t in
@@ -292,9 +349,11 @@ def bench_generation(device, quick: bool, clock: Clock) -> None:
                   for kind in ("var", "raster")}
         quantizer = random_quantizer(models["var"].cfg, "cpu")
         steps = {kind: len(m.cfg.patch_nums) if kind == "var" else m.cfg.num_tokens for kind, m in models.items()}
+        agree = {kind: speed_layer_agrees(m.to(device), quantizer.to(device) if kind == "var" else None, device)
+                 for kind, m in models.items()}  # before the samplers speed the models up
         record["models"][f"{res}px"] = {kind: {"config": m.cfg.to_dict(), "parameters": count_params(m),
-                                               "steps": steps[kind],
-                                               "tokens": m.cfg.num_tokens} for kind, m in models.items()}
+                                               "steps": steps[kind], "tokens": m.cfg.num_tokens,
+                                               "speed_layer_vs_plain": agree[kind]} for kind, m in models.items()}
         for dev, batch in rows:
             if not clock.allows(80 if res == 64 else 40, f"generation {res}px {dev.type} batch {batch}"):
                 record["skipped"].append({"resolution": res, "device": dev.type, "batch": batch, "why": "time budget"})
@@ -358,7 +417,7 @@ def measure_training(cfg: TransformerConfig, batch: int, device, peak: dict, *, 
     plain = build_transformer(cfg).to(device).train()
     model = copy.deepcopy(plain)
     if flex:
-        model.use_flex_attention()
+        use_flex_attention(model)
     fwd = compile_for_speed(model, backend, scope)
     quantizer = random_quantizer(cfg, device)
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95),
@@ -523,6 +582,7 @@ def bench_reference(device, quick: bool, clock: Clock, peak: dict) -> None:
         # sampling: the library's sampler, KV cache, bf16 autocast. On a GPU the fast loop as a CUDA graph with the
         # blocks compiled (the figure), and beside it the graph alone, eager with the fast draw, eager with the plain
         model, quantizer = plain.eval(), random_quantizer(cfg, device)
+        agree = speed_layer_agrees(model, quantizer, device)  # before the samplers speed them up
         paths = {"graph_compiled": dict(fast=True, graph=True, compile=True), "graph": dict(fast=True, graph=True)} \
             if cuda else {}
         paths |= {"fast": dict(fast=True), "plain": {}}
@@ -532,14 +592,15 @@ def bench_reference(device, quick: bool, clock: Clock, peak: dict) -> None:
         t = timed_in_turns(runs, device, repeats=1 if quick else 3, min_seconds=0.0 if quick else 1.0)
         del runs
         best = "graph_compiled" if cuda else "fast"
-        entry["sample"] = {"path": ("sampling.GraphedSampler(compile=True): generate_var's fast loop recorded as one "
+        entry["sample"] = {"path": ("fast.GraphedSampler(compile=True): generate_var's fast loop recorded as one "
                                     "CUDA graph, the blocks compiled by torch.compile, static KV cache, bf16 autocast"
-                                    if cuda else "sampling.generate_var(fast=True), eager, KV cache, float32"),
+                                    if cuda else "sampling.generate_var(draw=fast.sample_tokens_fast) after "
+                                                 "fast.speed_up, eager, static KV cache, float32"),
                            "batch": sample_batch, "images_per_s": round(sample_batch / t[best], 2),
                            "seconds_per_batch": round(t[best], 5), "repeats": t["repeats"],
                            "eager_images_per_s": round(sample_batch / t["fast"], 2),
                            "plain_images_per_s": round(sample_batch / t["plain"], 2)}
-        entry["sample"] |= samplers_agree(model, device, SAMPLING)
+        entry["sample"] |= samplers_agree(model, device, SAMPLING) | {"speed_layer_vs_plain": agree}
         if cuda:
             entry["sample"] |= {
                 "graph_images_per_s": round(sample_batch / t["graph"], 2),

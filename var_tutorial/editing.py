@@ -37,8 +37,11 @@ import math
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .data import to_float
+from .classifier import features_and_logits
+from .data import to_float, to_uint8
+from .metrics import class_agreement
 from .sampling import generate_raster, generate_var
 from .transformer import VAR, RasterTransformer
 from .vqvae import check_images
@@ -245,15 +248,6 @@ def editing_tasks(size: int) -> dict:
     }
 
 
-def _agreement(classifier, images: torch.Tensor, wanted: torch.Tensor, num_classes: int) -> dict:
-    from .classifier import features_and_logits
-    from .data import to_uint8
-    from .metrics import class_agreement
-
-    return class_agreement(features_and_logits(classifier, to_uint8(images.cpu()))[1].argmax(1), wanted.cpu(),
-                           num_classes)
-
-
 @torch.no_grad()
 def evaluate_editing(model: VAR, tokenizer, classifier, images_u8: torch.Tensor, labels: torch.Tensor,
                      raster: RasterTransformer | None = None, vqvae=None, cfg: float = 16.0, batch_size: int = 500,
@@ -267,8 +261,6 @@ def evaluate_editing(model: VAR, tokenizer, classifier, images_u8: torch.Tensor,
     VAR is run with blend none, latent and pixel; the raster baseline (if given) with token
     replacement, the only kind it has.
     """
-    from tqdm.auto import tqdm
-
     n_cls = model.cfg.num_classes
     S = images_u8.shape[-1]
     targets = (labels + 1 + torch.arange(len(labels)) % (n_cls - 1)) % n_cls
@@ -295,7 +287,8 @@ def evaluate_editing(model: VAR, tokenizer, classifier, images_u8: torch.Tensor,
         edited, refs = torch.cat(edited), torch.cat(refs)
         m = mask.float().expand(len(edited), 1, S, S)
         wanted = targets if kind == "target" else labels
-        verdict = _agreement(classifier, edited, wanted, n_cls)
+        predicted = features_and_logits(classifier, to_uint8(edited))[1].argmax(1)  # the classifier's verdict
+        verdict = class_agreement(predicted, wanted.cpu(), n_cls)
         name = f"{method}" + (f"_blend_{blend}" if method == "var" and blend != "none" else "")
         out["tasks"].setdefault(task, {"mask_fraction": round(float(mask.float().mean()), 4), "labels": kind})[name] = {
             "psnr_outside_db": round(float(psnr_outside(edited, refs, m).clamp_max(100).mean()), 3),

@@ -17,12 +17,8 @@ has to explain what the earlier ones left over (the *residual*), so the sum f_ha
 gets closer to f with every scale. The last scale is already h x w and skips the
 resampling.
 
-Bicubic upsampling is linear and separable: a map z (pn x pn) becomes A z A^T, where A is
-the (h x pn) matrix of 1-D bicubic interpolation. up_phi computes it so, with A made by
-F.interpolate itself from the identity (bicubic_matrix): the same function as
-F.interpolate(z, mode="bicubic"), but two small matrix products instead of PyTorch's CUDA
-bicubic kernel, which gives each output pixel one thread that loops over every image and
-channel (with only 8 x 8 outputs, most of the GPU waits).
+Bicubic upsampling is ``nn.Upsample(mode="bicubic")``, i.e. F.interpolate. (On a GPU,
+fast.py swaps in the same function as two small matrix products, A z A^T.)
 
 phi_k(h) = (1 - 0.5) * h + 0.5 * conv3x3(h) repairs the blur of the bicubic
 upsampling. Like the reference implementation, 4 convs are shared by the K scales:
@@ -42,17 +38,6 @@ import torch.nn.functional as F
 
 from .codebook import Codebook
 from .config import _check_schedule
-
-
-def bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """1-D bicubic upsampling from n_in to n_out points as an (n_out, n_in) matrix A, so that
-    F.interpolate(z, size=(n_out, n_out), mode="bicubic") == A @ z @ A.T (up to rounding).
-
-    Column p is what F.interpolate makes of the p-th unit vector (a 1-pixel-wide image,
-    whose width bicubic leaves as it is): PyTorch's own kernel, border handling included.
-    """
-    unit = torch.eye(n_in, dtype=torch.float64).view(n_in, 1, n_in, 1)  # n_in images of n_in x 1 pixels
-    return F.interpolate(unit, size=(n_out, 1), mode="bicubic")[:, 0, :, 0].T.float()
 
 
 class Phi(nn.Conv2d):
@@ -94,8 +79,7 @@ class MultiScaleQuantizer(nn.Module):
         self.codebook = Codebook(vocab_size, dim)
         self.phi = SharedPhi(dim, phi_shared, phi_ratio)
         H = self.patch_nums[-1]
-        for k, pn in enumerate(self.patch_nums[:-1]):  # not saved with the weights: made from the schedule
-            self.register_buffer(f"upsample_{k}", bicubic_matrix(pn, H), persistent=False)  # (H, pn)
+        self.upsample = nn.Upsample(size=(H, H), mode="bicubic")  # (B, C, pn, pn) -> (B, C, H, H); no weights
 
     # -- the two resampling operators of the paper -------------------------------------
     def down(self, x: torch.Tensor, pn: int) -> torch.Tensor:
@@ -104,14 +88,9 @@ class MultiScaleQuantizer(nn.Module):
 
     def up_phi(self, z_small: torch.Tensor, k: int) -> torch.Tensor:
         """Scale k's contribution h_k = phi_k(bicubic_up(z_small)): (B, C, pn_k, pn_k) -> (B, C, H, W).
-
-        bicubic_up(z) = F.interpolate(z, size=(H, H), mode="bicubic"), computed as A @ z @ A.T
-        (see bicubic_matrix) in z's own dtype, even under autocast, as F.interpolate would.
-        """
+        The last scale is already H x W: no upsampling."""
         if k != self.K - 1:
-            A = getattr(self, f"upsample_{k}").to(z_small.dtype)  # (H, pn_k)
-            with torch.autocast(z_small.device.type, enabled=False):
-                z_small = A @ z_small @ A.T  # (H, pn) @ (B, C, pn, pn) @ (pn, H) -> (B, C, H, H)
+            z_small = self.upsample(z_small)  # F.interpolate(z_small, size=(H, H), mode="bicubic")
         return self.phi(z_small, k, self.K)
 
     def embed(self, r_k: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ the raster baseline one per *token* (64 for an 8x8 map). Both loops look alike:
     for every step (a scale, or a token):
         logits = model.forward_step(cond, x, start)     # the KV cache remembers the past
         logits = (1 + t) * logits_cond - t * logits_uncond   # CFG, t ramps up 0 -> cfg
-        tokens = sample(top_k_top_p_filter(logits / temperature))
+        tokens = draw(top_k_top_p_filter(logits / temperature))   # sample_tokens: torch.multinomial
         x = the next step's input, built from the tokens
 
 Classifier-free guidance (Ho & Salimans 2022) runs the batch twice in one forward pass:
@@ -16,10 +16,9 @@ guidance strength linearly from 0 at the first scale to ``cfg`` at the last (the
 reference code's ``t = cfg * si / (K - 1)``): the first scales fix the global layout and
 need diversity, the last ones fix the details, where guidance helps.
 
-``fast=True`` draws with ``sample_tokens_fast``: the same distribution from one partial
-sort and a draw among the top-k candidates only (bench.py measures it; the draws, and so
-the samples of a seed, differ from the plain path's). ``GraphedSampler`` records the whole
-fast loop as one CUDA graph and replays it (on a GPU).
+The draw is an argument, ``draw=sample_tokens`` (torch.multinomial on the filtered
+softmax); fast.py offers a faster draw from the same distribution, and records the whole
+loop as one CUDA graph (bench.py measures both).
 
 Every random draw goes through ``generator``, so the same seed gives the same images.
 A label equal to ``num_classes`` asks for no class at all (the null class the model met
@@ -28,7 +27,6 @@ guidance has no effect on those images.
 """
 from __future__ import annotations
 
-from copy import deepcopy
 from typing import Callable
 
 import torch
@@ -55,7 +53,7 @@ def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0)
     probability mass reaches top_p stays (Holtzman et al. 2020).
     logits: (..., V) -> (..., V), a new tensor.
     """
-    _check_top_k_top_p(top_k, top_p)
+    check_top_k_top_p(top_k, top_p)
     if top_k > 0 and top_k < logits.shape[-1]:
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(top_k, dim=-1).indices, True)
         logits = logits.masked_fill(~keep, float("-inf"))
@@ -77,63 +75,14 @@ def sample_tokens(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, temp
     return torch.multinomial(probs.view(B * l, V), num_samples=1, generator=generator).view(B, l)
 
 
-def top_candidates(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0):
-    """The speed path's form of top_k_top_p_filter: the candidates only, most likely first.
-
-    One partial sort (topk) puts the top_k tokens first; the nucleus is then a prefix of
-    that list: a token stays while the mass of the more likely ones is below top_p.
-    logits (..., V) -> probs (..., k), zero outside the nucleus (not renormalised: the
-    draw does not need it), and their token ids order (..., k). k = top_k, or V if 0.
-    """
-    _check_top_k_top_p(top_k, top_p)
-    V = logits.shape[-1]
-    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature  # 1: no pass over the logits
-    top, order = scaled.topk(top_k if 0 < top_k < V else V, dim=-1)
-    probs = top.softmax(dim=-1)
-    if top_p < 1.0:
-        mass_above = probs.cumsum(dim=-1) - probs  # the mass of the more likely tokens
-        probs = probs.masked_fill(mass_above >= top_p, 0.0)  # the first token always stays (mass_above = 0)
-    return probs, order
-
-
-def sample_tokens_fast(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """sample_tokens from the same distribution, with less work: the draw is made among the
-    top_k candidates only (900 of 4096 at the paper's setting), with no sort of the whole
-    vocabulary and no scatter back to it. The same tokens keep the same probabilities (up
-    to the rounding of a cumulative sum taken in the other order), but the random draws
-    differ: a seed gives other samples than sample_tokens. logits (B, l, V) -> (B, l).
-
-    The draw is an exponential race: give candidate i the waiting time E_i / p_i with
-    E_i ~ Exp(1); the first to arrive, argmax p_i / E_i, is candidate i with probability
-    p_i / sum p (the minimum of independent exponential times with rates p_i), the same
-    draw as torch.multinomial. It is element-wise work, an argmax and a gather: nothing
-    waits for the GPU, so it can be recorded in a CUDA graph (torch.multinomial could not
-    be, before late 2024: pytorch/pytorch#134442).
-    """
-    B, l, V = logits.shape
-    probs, order = top_candidates(logits.view(B * l, V), top_k, top_p, temperature)  # (B*l, k) each
-    wait = torch.empty_like(probs).exponential_(generator=generator)  # E_i ~ Exp(1)
-    wait.clamp_(min=torch.finfo(wait.dtype).tiny)  # E_i = 0 would make 0 / 0 for a token outside the nucleus
-    rank = (probs / wait).argmax(dim=-1, keepdim=True)  # (B*l, 1): the first to arrive
-    return order.gather(-1, rank).view(B, l)
-
-
-def sampled_probs(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0,
-                  fast: bool = False) -> torch.Tensor:
-    """The distribution that sample_tokens (fast=False) or sample_tokens_fast (fast=True)
-    draws from, in vocabulary order: (..., V) -> (..., V). For checking that they agree."""
-    if not fast:
-        return top_k_top_p_filter(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
-    probs, order = top_candidates(logits, top_k, top_p, temperature)
-    return torch.zeros_like(logits, dtype=torch.float).scatter_(-1, order, probs / probs.sum(dim=-1, keepdim=True))
-
-
 # -- next-scale generation --------------------------------------------------------------
+Draw = Callable[..., torch.Tensor]  # draw(logits (B, l, V), top_k, top_p, temperature, generator) -> tokens (B, l)
+
+
 @torch.no_grad()
 def generate_var(model: VAR, quantizer, labels, cfg: float = 1.5, top_k: int = 0, top_p: float = 1.0,
                  temperature: float = 1.0, generator: torch.Generator | None = None, return_steps: bool = False,
-                 after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None, fast: bool = False):
+                 after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None, draw: Draw = sample_tokens):
     """Sample token maps r_1..r_K for the given class labels, one forward pass per scale.
 
     quantizer: the multi-scale quantizer the model was trained on (``vqvae.quantizer``).
@@ -141,23 +90,21 @@ def generate_var(model: VAR, quantizer, labels, cfg: float = 1.5, top_k: int = 0
     return_steps=True also the cumulative f_hat after each scale [(B, Cv, h, w)], for the
     coarse-to-fine picture (``vqvae.fhat_to_img``). after_step(k, r_k) -> r_k, if given,
     may change each scale's tokens before they are used (editing.py puts back the
-    ground-truth tokens outside the edit mask). fast=True draws with sample_tokens_fast.
+    ground-truth tokens outside the edit mask). draw: how tokens are drawn from the logits.
     """
     if not isinstance(model, VAR):
         raise ValueError(f"model is a {type(model).__name__}: generate_var needs a VAR model (use generate_raster)")
-    _check_quantizer(model, quantizer)
-    labels = _check_args(model, labels, cfg, top_k, top_p, temperature, generator)
-    with _sampling_mode(model):
-        return _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps,
-                         after_step, fast)
+    check_quantizer(model, quantizer)
+    labels = check_sampling_args(model, labels, cfg, top_k, top_p, temperature, generator)
+    with sampling_mode(model):
+        return var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps,
+                        after_step, draw)
 
 
-def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps=False,
-              after_step=None, fast=False):
-    """generate_var's loop, on checked arguments and a model in _sampling_mode. Nothing in it
-    waits for the GPU (with fast=True), so GraphedSampler can record it."""
+def var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator, return_steps=False,
+             after_step=None, draw: Draw = sample_tokens):
+    """generate_var's loop, on checked arguments and a model in sampling_mode."""
     B, patch_nums, K = labels.shape[0], model.cfg.patch_nums, len(model.cfg.patch_nums)
-    sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     tokens, f_hats, f_hat = [], [], None
     cond_BD = model.condition(torch.cat([labels, null]), check=False)  # (2B, C): conditional half, then unconditional
@@ -166,7 +113,7 @@ def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generato
     for k, pn in enumerate(patch_nums):
         logits = model.forward_step(cond_BD, x, start)  # (2B, pn*pn, V)
         logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, k, K))  # (B, pn*pn, V)
-        r_k = sample(logits, top_k, top_p, temperature, generator).view(B, pn, pn)
+        r_k = draw(logits, top_k, top_p, temperature, generator).view(B, pn, pn)
         if after_step is not None:
             r_k = after_step(k, r_k)
         tokens.append(r_k)
@@ -185,24 +132,24 @@ def _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generato
 def generate_raster(model: RasterTransformer, labels, cfg: float = 1.5, top_k: int = 0, top_p: float = 1.0,
                     temperature: float = 1.0, generator: torch.Generator | None = None,
                     after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
-                    fast: bool = False) -> list[torch.Tensor]:
+                    draw: Draw = sample_tokens) -> list[torch.Tensor]:
     """Sample one h x w token map in raster order, one forward pass per token.
 
     Returns [r (B, h, w)], ready for the single-scale ``vqvae.tokens_to_img``.
     after_step(i, token_B1) -> token_B1, if given, may change token i before it is used.
-    fast=True draws with sample_tokens_fast.
+    draw: how tokens are drawn from the logits, as in generate_var.
     """
     if not isinstance(model, RasterTransformer):
         raise ValueError(f"model is a {type(model).__name__}: generate_raster needs a RasterTransformer (use generate_var)")
-    labels = _check_args(model, labels, cfg, top_k, top_p, temperature, generator)
-    with _sampling_mode(model):
-        return _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step, fast)
+    labels = check_sampling_args(model, labels, cfg, top_k, top_p, temperature, generator)
+    with sampling_mode(model):
+        return raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step, draw)
 
 
-def _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step=None, fast=False):
-    """generate_raster's loop, on checked arguments and a model in _sampling_mode."""
+def raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after_step=None,
+                draw: Draw = sample_tokens):
+    """generate_raster's loop, on checked arguments and a model in sampling_mode."""
     B, L = labels.shape[0], model.cfg.num_tokens
-    sample = sample_tokens_fast if fast else sample_tokens
     null = torch.full_like(labels, model.cfg.num_classes)
     idx = []
     cond_BD = model.condition(torch.cat([labels, null]), check=False)  # (2B, C)
@@ -210,7 +157,7 @@ def _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after
     for i in range(L):
         logits = model.forward_step(cond_BD, x, start=i)  # (2B, 1, V)
         logits = cfg_logits(logits[:B], logits[B:], cfg_ramp(cfg, i, L))  # (B, 1, V)
-        token = sample(logits, top_k, top_p, temperature, generator)  # (B, 1)
+        token = draw(logits, top_k, top_p, temperature, generator)  # (B, 1)
         if after_step is not None:
             token = after_step(i, token)
         idx.append(token)
@@ -219,90 +166,7 @@ def _raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, after
     return [torch.cat(idx, dim=1).view(B, h, h)]
 
 
-# -- the whole loop as one CUDA graph -----------------------------------------------------
-class GraphedSampler:
-    """generate_var or generate_raster with the fast draw, recorded once as a CUDA graph and
-    replayed: one launch for the whole loop instead of thousands of small ones.
-
-    Sampling a small model is limited by the CPU, not the GPU: Python and PyTorch need a few
-    microseconds to launch each of the ~30 kernels of a block, at every step, and the GPU
-    finishes most of them sooner. A CUDA graph records the kernels of one run (their
-    arguments, their memory) and replays them all from the GPU. It needs a run whose
-    kernels are the same every time: fixed shapes (the static KV cache, one batch size),
-    nothing that waits for the GPU (the exponential race of sample_tokens_fast), and the
-    device's default random generator (seed it with torch.manual_seed). From the same seed
-    it draws the tokens generate_*(fast=True) draws.
-
-        run = GraphedSampler(model, quantizer, batch=64, cfg=1.5, top_k=900, top_p=0.96)
-        tokens = run(labels)  # labels (64,), on the model's device
-
-    quantizer: VAR's quantizer, or None for the raster baseline. autocast: the dtype of the
-    matrix multiplications (bf16, as the other samplers run on a GPU), or None for the
-    weights' own. compile=True records a copy of the model whose blocks are compiled
-    (compiled_blocks): fewer, fused kernels per step. Holds the GPU memory of one run (and
-    of the copy) for as long as it lives.
-    """
-
-    def __init__(self, model, quantizer, batch: int, cfg: float = 1.5, top_k: int = 0, top_p: float = 1.0,
-                 temperature: float = 1.0, autocast: torch.dtype | None = torch.bfloat16, compile: bool = False,
-                 warmup: int = 2):
-        device = model.pos_1LC.device
-        if device.type != "cuda":
-            raise ValueError(f"the model is on {device}: CUDA graphs need a CUDA GPU (use generate_var / "
-                             "generate_raster with fast=True elsewhere)")
-        if compile:
-            model = compiled_blocks(model)
-        if isinstance(model, VAR):
-            _check_quantizer(model, quantizer)
-            loop = lambda labels: _var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, None, fast=True)
-        elif isinstance(model, RasterTransformer):
-            loop = lambda labels: _raster_loop(model, labels, cfg, top_k, top_p, temperature, None, fast=True)
-        else:
-            raise ValueError(f"model is a {type(model).__name__}: expected a VAR or a RasterTransformer")
-        self.model, self.batch = model, batch
-        self.labels = _check_args(model, torch.zeros(batch, dtype=torch.long), cfg, top_k, top_p, temperature, None)
-
-        def once():  # autocast's cache of cast weights would outlive the recording: off, as graphs need
-            with torch.no_grad(), _sampling_mode(model), torch.autocast(
-                    "cuda", dtype=autocast or torch.float32, enabled=autocast is not None, cache_enabled=False):
-                return loop(self.labels)
-
-        side = torch.cuda.Stream(device)  # warm-up (cuBLAS, kernels' first calls) off the capturing stream
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                once()
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.out = once()  # the token maps of every replay land here
-
-    def __call__(self, labels) -> list[torch.Tensor]:
-        labels = _check_args(self.model, labels, 0.0, 0, 1.0, 1.0, None)
-        if labels.shape != self.labels.shape:
-            raise ValueError(f"labels has shape {tuple(labels.shape)}: this graph was recorded for batch "
-                             f"{self.batch}, so expected ({self.batch},)")
-        self.labels.copy_(labels)
-        self.graph.replay()
-        return [r.clone() for r in self.out]  # the next replay overwrites self.out
-
-
-def compiled_blocks(model, backend: str = "inductor"):
-    """A copy of the model for sampling, its blocks compiled by torch.compile: inductor fuses a
-    block's element-wise work (norms, AdaLN's scales, shifts and gates, GELU, the residual
-    adds) into a few kernels. The blocks share one compiled graph per step shape (a scale
-    of VAR, its KV cache filled so far), so a schedule of K scales compiles K times; the
-    first generation is slow, the next ones fast. The original model is left as it was."""
-    copy = deepcopy(model).eval()
-    steps = len(model.cfg.patch_nums) if isinstance(model, VAR) else model.cfg.num_tokens
-    # one graph per step shape: raise dynamo's limit on recompilations of a function (8 by default)
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, steps + 4)
-    for block in copy.blocks:
-        block.compile(backend=backend, dynamic=False)
-    return copy
-
-
-class _sampling_mode:
+class sampling_mode:
     """Inside: eval mode (no dropout, no class dropout) and an empty KV cache. Outside: as before.
     (A model already in eval mode is left alone: eval() visits every submodule, at every call.)"""
 
@@ -321,14 +185,14 @@ class _sampling_mode:
 
 
 # -- checks that speak to a student -------------------------------------------------------
-def _check_top_k_top_p(top_k, top_p) -> None:
+def check_top_k_top_p(top_k, top_p) -> None:
     if not isinstance(top_k, int) or top_k < 0:
         raise ValueError(f"top_k={top_k!r}: expected an integer >= 0 (0 keeps every token)")
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p={top_p!r}: expected a probability in (0, 1] (1 keeps every token)")
 
 
-def _check_args(model, labels, cfg, top_k, top_p, temperature, generator) -> torch.Tensor:
+def check_sampling_args(model, labels, cfg, top_k, top_p, temperature, generator) -> torch.Tensor:
     """Validate the common arguments; return labels as a (B,) int64 tensor on the model's device."""
     device = model.pos_1LC.device
     labels = torch.as_tensor(labels, device=device)
@@ -343,7 +207,7 @@ def _check_args(model, labels, cfg, top_k, top_p, temperature, generator) -> tor
                          f"(num_classes={n}), or {n} for no class")
     if cfg < 0:
         raise ValueError(f"cfg={cfg}: expected a guidance strength >= 0 (0 turns guidance off)")
-    _check_top_k_top_p(top_k, top_p)
+    check_top_k_top_p(top_k, top_p)
     if not temperature > 0:
         raise ValueError(f"temperature={temperature}: expected a number > 0 (1 samples the model's distribution)")
     if generator is not None and generator.device.type != device.type:
@@ -354,7 +218,7 @@ def _check_args(model, labels, cfg, top_k, top_p, temperature, generator) -> tor
     return labels.long()
 
 
-def _check_quantizer(model: VAR, quantizer) -> None:
+def check_quantizer(model: VAR, quantizer) -> None:
     if not hasattr(quantizer, "next_input"):
         hint = " (pass vqvae.quantizer, not the VQVAE)" if hasattr(quantizer, "quantizer") else ""
         raise ValueError(f"quantizer is a {type(quantizer).__name__}: expected a MultiScaleQuantizer{hint}")

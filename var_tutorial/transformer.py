@@ -10,18 +10,15 @@ differ in only three places, each a few lines at the bottom of this file:
     positions       absolute + per-scale level embedding   absolute
     mask            block-causal (a whole scale at once)   causal (one token at a time)
 
-The class label does two jobs: its embedding is the start token (position 0, which
-predicts r_1, the 1x1 map), and it is the condition vector that every AdaLN layer turns
-into scales, shifts and gates. Label ``num_classes`` is the "null" class: training
-replaces a label by it with probability ``class_dropout``, so the same model also
-learns p(x) and can do classifier-free guidance (sampling.py).
+The class label does two jobs: its embedding is the start token (position 0, which predicts
+r_1, the 1x1 map), and it is the condition vector that every AdaLN layer turns into scales,
+shifts and gates. Label ``num_classes`` is the "null" class: training replaces a label by it
+with probability ``class_dropout``, so the model also learns p(x), for classifier-free guidance.
 
+Attention is SDPA with the dense (L, L) bool mask; sampling's KV cache appends each step's
+keys and values to the earlier ones (fast.py swaps in FlexAttention and a static cache for a
+GPU: the same function, tested against this one).
 Shapes: B batch, L tokens, C width, V vocab, Cv latent channels (Cvae), H heads.
-
-Attention runs through SDPA with the dense (L, L) bool mask: the readable default.
-``model.use_flex_attention()`` swaps in FlexAttention with a block mask for teacher
-forcing: the same function, but the kernel skips the blocks of the mask that are all
-False (a GPU path for speed, under torch.compile; bench.py measures it).
 """
 from __future__ import annotations
 
@@ -30,7 +27,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from .config import TransformerConfig
 
@@ -65,21 +61,15 @@ def unflatten_tokens(idx_BL: torch.Tensor, patch_nums) -> list[torch.Tensor]:
 
 # -- the building blocks ----------------------------------------------------------------
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with an optional KV cache.
-
-    With the cache on, every call writes its keys and values into the cache and its
-    queries attend to everything cached so far (all earlier steps and this one). The cache
-    is static: the first call allocates room for the whole sequence (max_len positions)
-    and later calls fill it in place, so a step copies only its own keys and values, and
-    every step's tensors stay at the same addresses (what a CUDA graph needs).
+    """Multi-head self-attention with an optional KV cache: while it is on, each call's queries
+    attend to the keys and values of every earlier call and to its own (``remember``).
     qk_norm is VAR's attn_l2_norm: q and k are l2-normalised, so q.k is a cosine, and
     multiplied by a learned per-head scale (init 4, at most 100) instead of 1/sqrt(C/H).
-    (Without it the reference uses 0.25/sqrt(C/H); we keep SDPA's standard 1/sqrt(C/H).)
-    """
+    (Without it the reference uses 0.25/sqrt(C/H); we keep SDPA's standard 1/sqrt(C/H).)"""
 
-    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float, max_len: int):
+    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float):
         super().__init__()
-        self.heads, self.dropout, self.max_len = heads, dropout, max_len
+        self.heads, self.dropout = heads, dropout
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
         self.qk_norm = qk_norm
@@ -88,7 +78,7 @@ class SelfAttention(nn.Module):
         self.enable_kv_cache(False)
 
     def enable_kv_cache(self, on: bool) -> None:
-        self.caching, self.cache_k, self.cache_v, self.cached = on, None, None, 0
+        self.caching, self.cache_k, self.cache_v = on, None, None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
@@ -98,40 +88,35 @@ class SelfAttention(nn.Module):
             q = F.normalize(q, dim=-1) * self.log_scale.clamp(max=math.log(100.0)).exp()
             k, scale = F.normalize(k, dim=-1), 1.0
         if self.caching:
-            if self.cache_k is None:  # the first step: room for the whole sequence
-                self.cache_k = k.new_empty(B, self.heads, self.max_len, C // self.heads)
-                self.cache_v = v.new_empty(B, self.heads, self.max_len, C // self.heads)
-            n = self.cached
-            self.cache_k[:, :, n : n + L], self.cache_v[:, :, n : n + L] = k, v  # this step's keys and values
-            self.cached = n + L
-            k, v = self.cache_k[:, :, : n + L], self.cache_v[:, :, : n + L]  # (B, H, L_cached, C/H)
-        if isinstance(attn_mask, BlockMask):  # FlexAttention (use_flex_attention). One dtype (q, k may be float32
-            # after the norm), contiguous (compiled on the CPU, torch 2.14 misreads the permuted views)
-            q, k, v = (t.to(v.dtype).contiguous() for t in (q, k, v))
-            y = flex_attention(q, k, v, block_mask=attn_mask, scale=scale)  # (B, H, L, C/H)
-        else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, scale=scale
-            )  # (B, H, L, C/H)
+            k, v = self.remember(k, v)  # (B, H, L_cached, C/H): every step so far, this one included
+        y = self.attend(q, k, v, attn_mask, scale)  # (B, H, L, C/H)
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
+
+    def remember(self, k: torch.Tensor, v: torch.Tensor):
+        """The KV cache: this step's keys and values (B, H, l, C/H) appended to the earlier steps'."""
+        if self.cache_k is not None:
+            k, v = torch.cat([self.cache_k, k], dim=2), torch.cat([self.cache_v, v], dim=2)
+        self.cache_k, self.cache_v = k, v
+        return k, v
+
+    def attend(self, q, k, v, attn_mask: torch.Tensor | None, scale: float | None) -> torch.Tensor:
+        """softmax(q k^T * scale + mask) v; attn_mask (l, L_k) bool, True = may attend, or None: all."""
+        dropout = self.dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, scale=scale)
 
 
 class Block(nn.Module):
-    """A pre-norm transformer block with adaptive layer norm (VAR's AdaLNSelfAttn).
-
-    The condition vector predicts 6 vectors per block: for the attention and the MLP
-    each a scale and a shift applied after the (affine-free) LayerNorm, and a gate
-    gamma multiplying the branch before it is added back to x.
-    """
+    """A pre-norm transformer block with adaptive layer norm (VAR's AdaLNSelfAttn): the condition
+    predicts, for the attention and for the MLP, a scale and a shift applied after the (affine-free)
+    LayerNorm and a gate gamma multiplying the branch before it is added back to x: 6 vectors."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         C, hidden = cfg.width, round(cfg.width * cfg.mlp_ratio)
         self.ln = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout, cfg.num_tokens)
-        self.mlp = nn.Sequential(
-            nn.Linear(C, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, C), nn.Dropout(cfg.dropout)
-        )
+        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout)
+        self.mlp = nn.Sequential(nn.Linear(C, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, C),
+                                 nn.Dropout(cfg.dropout))
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
 
     def forward(self, x: torch.Tensor, cond_BD: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
@@ -159,9 +144,8 @@ class AdaLNHead(nn.Module):
 
 # -- what both models share -------------------------------------------------------------
 class ConditionalTransformer(nn.Module):
-    """Class embedding, start token, blocks, head, KV cache. Subclasses define the rest:
-    ``embed`` (inputs -> (B, l, C)), ``position`` (embeddings added to tokens start..start+l-1),
-    and the mask, given here as ``attn_mask``."""
+    """Class embedding, start token, blocks, head, KV cache. Subclasses define ``embed`` (inputs
+    -> (B, l, C)), ``position`` (added to tokens start..start+l-1) and the mask (``attn_mask``)."""
 
     def __init__(self, cfg: TransformerConfig, attn_mask: torch.Tensor):
         super().__init__()
@@ -172,8 +156,7 @@ class ConditionalTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.head = AdaLNHead(C, cfg.vocab_size)
         self.register_buffer("attn_mask", attn_mask, persistent=False)  # (L, L) bool
-        self.block_mask: BlockMask | None = None  # FlexAttention's form of attn_mask (use_flex_attention)
-        self.positions: torch.Tensor | None = None  # position(0, L), made once while the KV cache is on
+        self.enable_kv_cache(False)
 
     def init_weights(self, std: float = 0.02) -> None:
         """VAR's initialisation: near-identity blocks and a near-zero head, so that the
@@ -195,21 +178,18 @@ class ConditionalTransformer(nn.Module):
             block.ada_lin[-1].weight.data[: 2 * C].mul_(1e-5)  # gamma1, gamma2 ~ 0: blocks start as identity
             block.ada_lin[-1].weight.data[2 * C :].mul_(0.5)  # scales and shifts
 
-    # -- the class condition -------------------------------------------------------------
     def condition(self, label_B: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Labels (B,) -> condition vectors (B, C); in training, drop labels to the null class.
-
-        check=False skips the range check, which waits for the GPU: the samplers have checked
-        their labels already, once, and a CUDA graph (GraphedSampler) may not wait."""
+        check=False skips the range check, which waits for the GPU: the samplers checked their
+        labels already (and a CUDA graph, fast.GraphedSampler, may not wait)."""
         n = self.cfg.num_classes
         if label_B.dim() != 1 or label_B.is_floating_point():
             raise ValueError(f"labels have shape {tuple(label_B.shape)} and dtype {label_B.dtype}: expected (B,) integers")
         if check and label_B.numel() and not torch.compiler.is_compiling():
             lo, hi = torch.stack(torch.aminmax(label_B)).tolist()  # one wait for the GPU, not two
             if lo < 0 or hi > n:
-                raise ValueError(
-                    f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] (or {n}, the null class)"
-                )
+                raise ValueError(f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] "
+                                 f"(or {n}, the null class)")
         if self.training and self.cfg.class_dropout > 0:
             drop = torch.rand(label_B.shape, device=label_B.device) < self.cfg.class_dropout
             label_B = torch.where(drop, torch.full_like(label_B, n), label_B)
@@ -221,52 +201,30 @@ class ConditionalTransformer(nn.Module):
 
     # -- one step, with or without the KV cache ------------------------------------------
     def enable_kv_cache(self, on: bool) -> None:
-        """Turn every block's KV cache on (empty) or off (and free it). While it is on, the
-        weights do not change, so the position embeddings of the whole sequence are made once
-        (for VAR a sum of two tables, the reference's lvl_pos) and each step takes its slice."""
+        """Turn every block's KV cache on (empty) or off (and free it). While it is on, the weights do
+        not change: the positions of the whole sequence are made once (the reference's lvl_pos)."""
         for block in self.blocks:
             block.attn.enable_kv_cache(on)
+        self.cache_len = 0  # how many tokens the caches hold
         with torch.no_grad():
             self.positions = self.position(0, self.cfg.num_tokens) if on else None  # (1, L, C)
 
-    def use_flex_attention(self, on: bool = True) -> None:
-        """Teacher forcing through FlexAttention instead of SDPA with the dense bool mask.
-
-        create_block_mask evaluates attn_mask in tiles of 128 x 128 and keeps a list of the
-        tiles that are not all False; flex_attention computes only those. Call it after
-        moving the model to its device. FlexAttention has no attention dropout.
-        """
-        self.block_mask = None
-        if on:
-            if self.cfg.dropout > 0:
-                raise ValueError(f"dropout={self.cfg.dropout}: FlexAttention has no attention dropout; use dropout=0")
-            mask, L = self.attn_mask, self.cfg.num_tokens
-            self.block_mask = create_block_mask(lambda b, h, q_idx, kv_idx: mask[q_idx, kv_idx], B=None, H=None,
-                                                Q_LEN=L, KV_LEN=L, device=mask.device)
-
-    @property
-    def cache_len(self) -> int:
-        return self.blocks[0].attn.cached
-
     def forward_step(self, cond_BD: torch.Tensor, x_BlC: torch.Tensor, start: int) -> torch.Tensor:
         """Logits (B, l, V) for the tokens start..start+l-1, given their embedded inputs x_BlC.
-
-        Without the cache (teacher forcing: start=0, l=L) the mask keeps every token from
-        seeing the future. With the cache, call it with one whole step at a time (a scale
-        for VAR, a token for raster): its queries may see every cached token and each
-        other, so no mask is needed.
-        """
+        Without the cache (teacher forcing: start=0, l=L) the mask keeps every token from seeing
+        the future. With the cache, call it with one whole step at a time (a scale for VAR, a
+        token for raster): its queries may see every cached token and each other: no mask."""
         l = x_BlC.shape[1]
         if start + l > self.cfg.num_tokens:
             raise ValueError(f"start={start}, {l} tokens: the sequence has only {self.cfg.num_tokens} positions")
         caching = self.blocks[0].attn.caching
         if caching and start != self.cache_len:
             raise ValueError(f"start={start}: the KV cache holds {self.cache_len} tokens, so the next step starts there")
+        if caching:
+            self.cache_len = start + l  # after this step, the caches hold these tokens too
         pos = self.position(start, l) if self.positions is None else self.positions[:, start : start + l]
         x = x_BlC + pos  # (B, l, C)
         mask = None if caching else self.attn_mask[start : start + l, start : start + l]
-        if mask is not None and self.block_mask is not None and l == self.cfg.num_tokens:
-            mask = self.block_mask  # the same mask, as FlexAttention's block mask
         for block in self.blocks:
             x = block(x, cond_BD, mask)
         return self.head(x, cond_BD)  # (B, l, V)
@@ -275,10 +233,8 @@ class ConditionalTransformer(nn.Module):
 # -- the next-scale model ---------------------------------------------------------------
 class VAR(ConditionalTransformer):
     """forward(label_B, x_BLCv) -> logits (B, L, V) for every token of r_1..r_K at once.
-
     x_BLCv is ``quantizer.teacher_forcing_input(tokens)``: (B, L - 1, Cv), the inputs of
-    scales 2..K (scale 1's input is the start token).
-    """
+    scales 2..K (scale 1's input is the start token)."""
 
     def __init__(self, cfg: TransformerConfig):
         if cfg.kind != "var":
@@ -299,10 +255,8 @@ class VAR(ConditionalTransformer):
         cond_BD = self.condition(label_B)  # (B, C)
         want = (label_B.shape[0], self.cfg.num_tokens - 1, self.cfg.latent_channels)
         if tuple(x_BLCv.shape) != want:
-            raise ValueError(
-                f"x_BLCv has shape {tuple(x_BLCv.shape)}: expected {want}, "
-                "the output of quantizer.teacher_forcing_input(tokens)"
-            )
+            raise ValueError(f"x_BLCv has shape {tuple(x_BLCv.shape)}: expected {want}, "
+                             "the output of quantizer.teacher_forcing_input(tokens)")
         x_BLC = torch.cat([self.start_token(cond_BD), self.embed(x_BLCv)], dim=1)  # (B, L, C)
         return self.forward_step(cond_BD, x_BLC, start=0)
 
@@ -310,9 +264,7 @@ class VAR(ConditionalTransformer):
 # -- the raster next-token baseline -----------------------------------------------------
 class RasterTransformer(ConditionalTransformer):
     """forward(label_B, idx_BL) -> logits (B, L, V); position i predicts token i from tokens < i.
-
-    idx_BL is the single-scale token map flattened in raster order: ``tokens[0].flatten(1)``.
-    """
+    idx_BL is the single-scale token map flattened in raster order: ``tokens[0].flatten(1)``."""
 
     def __init__(self, cfg: TransformerConfig):
         if cfg.kind != "raster":
@@ -331,10 +283,8 @@ class RasterTransformer(ConditionalTransformer):
         cond_BD = self.condition(label_B)  # (B, C)
         want = (label_B.shape[0], self.cfg.num_tokens)
         if tuple(idx_BL.shape) != want or idx_BL.is_floating_point():
-            raise ValueError(
-                f"idx_BL has shape {tuple(idx_BL.shape)} and dtype {idx_BL.dtype}: expected integer tokens "
-                f"of shape {want}, the token map flattened in raster order (tokens[0].flatten(1))"
-            )
+            raise ValueError(f"idx_BL has shape {tuple(idx_BL.shape)} and dtype {idx_BL.dtype}: expected integer "
+                             f"tokens of shape {want}, the token map flattened in raster order (tokens[0].flatten(1))")
         x_BLC = torch.cat([self.start_token(cond_BD), self.embed(idx_BL[:, :-1])], dim=1)  # shift right by one
         return self.forward_step(cond_BD, x_BLC, start=0)
 

@@ -8,6 +8,7 @@ from var_tutorial.bench import random_quantizer, SAMPLING, generation_settings
 from var_tutorial.transformer import build_transformer
 from var_tutorial.config import transformer_preset
 from var_tutorial import sampling as S
+from var_tutorial.fast import sample_tokens_fast, speed_up
 import os
 dev = torch.device(os.environ.get("DEV", "cuda"))
 SYNC = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
@@ -24,7 +25,7 @@ def var_loop(model, quantizer, labels, cfg, top_k, top_p, temperature, generator
         for block in model.blocks: h = block(h, cond_BD, None)
         t2 = now(); logits = model.head(h, cond_BD); t3 = now()
         logits = S.cfg_logits(logits[:B], logits[B:], S.cfg_ramp(cfg, k, K)); t4 = now()
-        r_k = S.sample_tokens_fast(logits, top_k, top_p, temperature, generator).view(B, pn, pn); t5 = now()
+        r_k = sample_tokens_fast(logits, top_k, top_p, temperature, generator).view(B, pn, pn); t5 = now()
         z = quantizer.embed(r_k); t6 = now()
         hh = quantizer.up_phi(z, k) if k < K - 1 else None; t7 = now()
         if k < K - 1:
@@ -48,7 +49,7 @@ def raster_loop(model, labels, cfg, top_k, top_p, temperature, generator, T):
         for block in model.blocks: h = block(h, cond_BD, None)
         t2 = now(); logits = model.head(h, cond_BD); t3 = now()
         logits = S.cfg_logits(logits[:B], logits[B:], S.cfg_ramp(cfg, i, L)); t4 = now()
-        token = S.sample_tokens_fast(logits, top_k, top_p, temperature, generator); t5 = now()
+        token = sample_tokens_fast(logits, top_k, top_p, temperature, generator); t5 = now()
         x = model.embed(token).repeat(2, 1, 1); t6 = now()
         for name, a, b in (("position", t0, t1), ("blocks", t1, t2), ("head", t2, t3), ("cfg", t3, t4), ("sample", t4, t5), ("embed+repeat", t5, t6)):
             T[f"{'first' if i == 0 else 'rest'}:{name}"].append(b - a)
@@ -56,8 +57,8 @@ from collections import defaultdict
 for res, (pn, preset) in generation_settings(False).items():
     common = dict(vocab_size=4096, latent_channels=32, num_classes=10, patch_nums=pn, dropout=0.0)
     torch.manual_seed(0)
-    models = {k: build_transformer(transformer_preset(preset, k, **common)).eval().to(dev) for k in ("var", "raster")}
-    q = random_quantizer(models["var"].cfg, "cpu").to(dev)
+    models = {k: speed_up(build_transformer(transformer_preset(preset, k, **common)).eval().to(dev))[0] for k in ("var", "raster")}
+    q = speed_up(quantizer=random_quantizer(models["var"].cfg, "cpu").to(dev))[1]
     gen = torch.Generator(device=dev).manual_seed(0)
     batch = 64
     labels = torch.arange(batch, device=dev) % 10
@@ -68,7 +69,7 @@ for res, (pn, preset) in generation_settings(False).items():
             if variant == "one_autocast": ctx.__enter__()
             for rep in range(6 if kind == "var" else 3):
                 SYNC(); t = now()
-                with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16), S._sampling_mode(m):
+                with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16), S.sampling_mode(m):
                     if kind == "var": var_loop(m, q, labels, 1.5, 900, 0.96, 1.0, gen, T)
                     else: raster_loop(m, labels, 1.5, 900, 0.96, 1.0, gen, T)
                 c = now(); SYNC(); walls.append((now() - t, c - t))
@@ -89,7 +90,7 @@ for res, (pn, preset) in generation_settings(False).items():
     # pieces of the quantizer step alone, CPU microseconds per call (no sync inside)
     z = torch.randn(batch, 32, pn[2], pn[2], device=dev)
     big = torch.randn(batch, 32, pn[-1], pn[-1], device=dev)
-    A = q.upsample_2
+    A = getattr(q.upsample, f"from_{pn[2]}")
     phi = q.phi.phis[0]
     def nocudnn():
         with torch.backends.cudnn.flags(enabled=False):
