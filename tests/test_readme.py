@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from var_tutorial.powerlaw import fit_power_law
-from var_tutorial.records import (
+from var_tutorial.records import read_results
+from var_tutorial.report import (
     editing_table,
     generation_table,
     imagenette_table,
-    read_results,
     sampling_grid,
     sampling_grid_table,
     scaling_table,
