@@ -155,7 +155,7 @@ def _claims_readme():
         m = M("var_cifar10")
         sidecar = json.loads((ROOT / "data" / "pretrained" / "var_cifar10.json").read_text())
         assert sidecar["metrics"]["cifar10_test"]["best_cfg"] == m["best_cfg"]  # the quickstart reads the sidecar
-        return m["best_cfg"], m["best_class_agreement"]
+        return m["best_cfg"], m["best_class_agreement"], m["samples_per_class"] * len(m["class_names"])
 
     def errors():
         rows = [line for line in text("docs/errors.md").splitlines() if line.startswith("| ")]
@@ -173,7 +173,7 @@ def _claims_readme():
               lambda: tuple(pn[:3])),
         Claim("README.md", "the last a {0}×{0} token map", lambda: pn64[-1]),
         Claim("README.md", "Python ≥ {}", python),
-        Claim("README.md", "(cfg {:g}, where our classifier recognised the requested class in {:.1%} of the samples)",
+        Claim("README.md", "(cfg {:g}, where our classifier recognised the requested class in {:.1%} of {:,} samples)",
               quickstart_cfg),
         Claim("README.md", "from a {0}×{0} colour to the {1}×{1} token map", lambda: (pn[0], pn[-1])),
         Claim("README.md", "the paper's own {}-scale schedule on 64 px photographs: {} tokens in {} steps",
