@@ -166,8 +166,9 @@ def cmd_train(args):
               f"{cfg.num_tokens} tokens per image, on {device}"
               + (f" x {distributed.world_size_requested()} processes" if distributed.launched() else ""))
     t0 = time.time()
-    model, history = train_transformer(cfg, tcfg, out_dir, device=device, compile=False if args.no_compile else None,
-                                       minutes=args.minutes, resume=not args.fresh)
+    model, history = train_transformer(cfg, tcfg, tokenizer, out_dir, device=device,
+                                       compile=False if args.no_compile else None, minutes=args.minutes,
+                                       resume=not args.fresh)
     train_seconds = time.time() - t0
     if not distributed.is_main():
         return  # under torchrun, rank 0 alone exports the weights and writes the results
