@@ -89,7 +89,7 @@ def test_a_failing_rank_stops_every_rank(tmp_path, tokenizer_file):
     script.write_text(textwrap.dedent(f"""
         import os, sys
         import var_tutorial.train.transformer as loop
-        from var_tutorial.__main__ import main
+        from var_tutorial.cli import main
 
         real = loop.batch_indices
         def batch_indices(n, step, batch_size, seed):

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 import var_tutorial.train as train
 import var_tutorial.train.transformer as transformer_loop
-from var_tutorial.__main__ import main
+from var_tutorial.cli import main
 from var_tutorial.config import (
     TransformerTrainConfig,
     check_fits,
