@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from test_train_transformer import one_thread  # noqa: F401  (an autouse fixture)
 
 import var_tutorial.classifier as classifier_module
-from var_tutorial.__main__ import main
 from var_tutorial.classifier import Classifier, augment, features_and_logits
+from var_tutorial.cli import main
 from var_tutorial.config import ClassifierConfig, ClassifierTrainConfig
 from var_tutorial.pretrained import load_classifier, save_weights
 from var_tutorial.train import train_classifier, training_set

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from var_tutorial.__main__ import main
+from var_tutorial.cli import main
 
 
 def test_quickstart_writes_reconstructions_samples_the_generation_strip_and_an_edit(tmp_path, capsys):
@@ -43,6 +43,28 @@ def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "var_tutorial", "--help"], capture_output=True, text=True).stdout
     for cmd in ("quickstart", "prepare-data", "train-tokenizer", "eval-tokenizer"):
         assert cmd in out
+
+
+def test_every_command_is_handled_in_the_module_that_parses_it():
+    """cli/: one module per command group, each command's parser next to its handler, and
+    __main__.py only hands over to var_tutorial.cli.main."""
+    import argparse
+    from pathlib import Path
+
+    import var_tutorial
+    from var_tutorial import cli
+
+    commands = []
+    for group in cli.GROUPS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        group.register(sub)
+        for name, parser in sub.choices.items():
+            assert parser.get_default("func").__module__ == group.__name__, name
+            commands.append(name)
+    assert commands == list(cli.parser()._subparsers._group_actions[0].choices)  # every command, in --help's order
+    assert len(commands) == 15
+    main_py = Path(var_tutorial.__file__).with_name("__main__.py").read_text()
+    assert len(main_py.splitlines()) <= 40 and "from .cli import main" in main_py
 
 
 def test_unknown_preset_is_refused():

@@ -88,15 +88,15 @@ def test_a_failing_rank_stops_every_rank(tmp_path, tokenizer_file):
     script = tmp_path / "fail_on_rank_1.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys
-        import var_tutorial.train as train
-        from var_tutorial.__main__ import main
+        import var_tutorial.train.transformer as loop
+        from var_tutorial.cli import main
 
-        real = train.batch_indices
+        real = loop.batch_indices
         def batch_indices(n, step, batch_size, seed):
             if step == 3 and os.environ["RANK"] == "1":
                 raise RuntimeError("rank 1 failed on purpose at step 3")
             return real(n, step, batch_size, seed)
-        train.batch_indices = batch_indices
+        loop.batch_indices = batch_indices
         sys.exit(main(["train", "--model", "var", "--preset", "tiny", "--tokenizer", {str(tokenizer_file)!r},
                        "--subset", "48", "--steps", "50", "--batch-size", "16", "--eval-every", "0",
                        "--out", {str(tmp_path / "run")!r}, "--export", {str(tmp_path / "v.safetensors")!r}]))

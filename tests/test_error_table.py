@@ -17,7 +17,9 @@ from var_tutorial.config import (
     ClassifierTrainConfig,
     TokenizerTrainConfig,
     TransformerTrainConfig,
+    check_fits,
     tokenizer_preset,
+    transformer_config,
     transformer_preset,
 )
 from var_tutorial.metrics import sample_images
@@ -44,6 +46,8 @@ ROWS = [
     ("config", "tokenizer_preset('mnist')", ValueError, "preset='mnist': unknown preset; expected one of ['cifar10', 'imagenette64', 'tiny']"),
     ("config", "tokenizer_preset('tiny', quantizer='fsq')", ValueError, "quantizer='fsq': expected 'multiscale' or 'single'"),
     ("config", "transformer_preset('tiny', width=64, heads=3)", ValueError, "width=64, heads=3: width must be a multiple of heads"),
+    ("config", "check_fits(tok.cfg, ras.cfg)", ValueError, "tokenizer has quantizer='multiscale': the raster model needs a 'single' tokenizer"),
+    ("config", "transformer_config('var', 'tiny', tok.cfg, vocab_size=32)", ValueError, "the var transformer has {'vocab_size': 32, 'patch_nums': (1, 2, 4), 'latent_channels': 8}: expected its tokenizer's {'vocab_size': 64, 'patch_nums': (1, 2, 4), 'latent_channels': 8}"),
     # generating (var: a tiny VAR model, ras: a tiny raster model)
     ("generate", "sampling.generate_var(var, tok.quantizer, [0, 11])", ValueError, "labels hold values in [0, 11]: expected classes in [0, 9] (num_classes=10), or 10 for no class"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [])", ValueError, "labels is empty: expected at least one class label"),
@@ -84,7 +88,8 @@ def scope() -> dict:
     tok = VQVAE(tokenizer_preset("tiny")).eval()
     return dict(
         torch=torch, data=data, editing=editing, sampling=sampling, tokenizer_preset=tokenizer_preset,
-        transformer_preset=transformer_preset, sample_images=sample_images, load_tokenizer=load_tokenizer,
+        transformer_preset=transformer_preset, transformer_config=transformer_config, check_fits=check_fits,
+        sample_images=sample_images, load_tokenizer=load_tokenizer,
         load_transformer=load_transformer, TransformerTrainConfig=TransformerTrainConfig,
         TokenizerTrainConfig=TokenizerTrainConfig, ClassifierTrainConfig=ClassifierTrainConfig,
         tok=tok, var=VAR(transformer_preset("tiny")).eval(),

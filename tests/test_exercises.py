@@ -129,7 +129,7 @@ def test_regenerating_changes_no_file(tmp_path):
 
 
 def test_the_command_writes_the_exercise_notebooks(tmp_path, capsys):
-    from var_tutorial.__main__ import main
+    from var_tutorial.cli import main
 
     main(["make-exercises", "--out", str(tmp_path)])
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == sorted(f"{n}.ipynb" for n in NOTEBOOKS)
@@ -179,7 +179,7 @@ def test_markers_become_stubs_at_their_indentation_and_bad_markers_are_named():
 
 
 def test_grading_takes_only_the_exercise_cells_of_a_submission(tmp_path):
-    from var_tutorial.__main__ import main
+    from var_tutorial.cli import main
 
     notebook = "04_transformer"
     first, second = exercises_of(notebook)[:2]

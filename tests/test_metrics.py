@@ -5,8 +5,8 @@ import pytest
 import torch
 from test_train_transformer import one_thread  # noqa: F401  (an autouse fixture)
 
-from var_tutorial.__main__ import main
 from var_tutorial.classifier import Classifier
+from var_tutorial.cli import main
 from var_tutorial.config import ClassifierConfig, tokenizer_preset, transformer_config
 from var_tutorial.metrics import (
     class_agreement,

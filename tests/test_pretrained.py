@@ -6,9 +6,18 @@ import shutil
 import pytest
 import torch
 
-from var_tutorial.config import tokenizer_preset
+from var_tutorial.config import tokenizer_preset, transformer_preset
 from var_tutorial.data import sha256_file
-from var_tutorial.pretrained import PRETRAINED_DIR, SHIPPED, load_tokenizer, read_weights, save_weights
+from var_tutorial.pretrained import (
+    PRETRAINED_DIR,
+    SHIPPED,
+    load_tokenizer,
+    load_transformer,
+    read_weights,
+    save_weights,
+    transformer_record,
+)
+from var_tutorial.transformer import build_transformer
 from var_tutorial.vqvae import VQVAE
 
 
@@ -81,3 +90,15 @@ def test_pickle_is_never_needed(copy_of_shipped):
     header_len = int.from_bytes(head, "little")
     header = json.loads(copy_of_shipped.read_bytes()[8 : 8 + header_len])
     assert header["__metadata__"]["kind"] == "tokenizer"
+
+
+def test_a_transformer_file_that_pairs_a_misfit_tokenizer_is_refused(tmp_path):
+    """Training never writes such a file, but a record made by hand may pair a transformer with a
+    tokenizer whose tokens it cannot read: loading checks that they fit (config.check_fits)."""
+    tok = VQVAE(tokenizer_preset("tiny"))
+    tok_file = save_weights(tok, tmp_path / "tok.safetensors", "tokenizer", tok.cfg.to_dict())
+    cfg = transformer_preset("tiny", vocab_size=32)  # the tokenizer has 64 codes
+    weights = save_weights(build_transformer(cfg), tmp_path / "var.safetensors", "transformer",
+                           transformer_record(cfg, tok, tok_file))
+    with pytest.raises(ValueError, match=r"the var transformer has \{'vocab_size': 32, .*expected its tokenizer's"):
+        load_transformer(weights)

@@ -149,6 +149,19 @@ def test_sweep_appends_models_and_skips_finished_ones(tmp_path, toy_sweep):
     assert all(m["model_lr"] == 1e-3 and m["lr_rule"] == "constant" for m in models)
 
 
+def test_each_tokenizer_is_read_once_and_passed_to_training(toy_sweep, monkeypatch):
+    import var_tutorial.train.transformer as transformer_loop
+
+    kw, calls = toy_sweep
+    read = []
+    real_load = scaling.load_tokenizer
+    monkeypatch.setattr(scaling, "load_tokenizer", lambda path, **k: read.append(path) or real_load(path, **k))
+    monkeypatch.setattr(transformer_loop, "load_tokenizer", lambda *a, **k: pytest.fail("read the tokenizer again"))
+    run_sweep(depths=(1, 2), raster_depths=(1,), **kw)
+    assert [c[:2] for c in calls] == [("raster", 1), ("var", 1), ("var", 2)]
+    assert read == [kw["tokenizers"]["raster"], kw["tokenizers"]["var"]]  # three models, two tokenizers
+
+
 def test_inverse_width_rule_gives_each_width_its_own_lr_and_is_another_budget(toy_sweep):
     kw, calls = toy_sweep
     run_sweep(depths=(1,), raster_depths=(), **kw)

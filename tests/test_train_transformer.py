@@ -9,8 +9,15 @@ import torch
 import torch.nn as nn
 
 import var_tutorial.train as train
-from var_tutorial.__main__ import main
-from var_tutorial.config import TransformerTrainConfig, tokenizer_preset, transformer_config, transformer_preset
+import var_tutorial.train.transformer as transformer_loop
+from var_tutorial.cli import main
+from var_tutorial.config import (
+    TransformerTrainConfig,
+    check_fits,
+    tokenizer_preset,
+    transformer_config,
+    transformer_preset,
+)
 from var_tutorial.data import sha256_file, to_float
 from var_tutorial.pretrained import load_tokenizer, load_transformer, save_weights, transformer_record
 from var_tutorial.train import Steps, param_groups, token_cache, train_transformer, training_set
@@ -60,7 +67,7 @@ def run(files, kind, out, steps=40, **kw):
     tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(files[kind]["tokenizer"]), steps=steps, batch_size=16,
                                   lr=3e-3, warmup_steps=4, log_every=4, eval_every=8, ckpt_every=8,
                                   keep_best=kw.pop("tcfg_keep_best", False))
-    return train_transformer(cfg, tcfg, out, device="cpu", compile=kw.pop("compile", False), progress=False,
+    return train_transformer(cfg, tcfg, tok, out, device="cpu", compile=kw.pop("compile", False), progress=False,
                              tokens=files[kind]["tokens"], val_tokens=files[kind]["val"], **kw)
 
 
@@ -79,7 +86,7 @@ def test_token_cache_round_trips(files, monkeypatch):
     # the second call reads the cache file, named by the tokenizer file's sha256
     cached = files["dir"] / "cache" / f"tokens_toy_train_subset{N}_{sha256_file(path)[:16]}.pt"
     assert cached.is_file()
-    monkeypatch.setattr(train, "encode_tokens", lambda *a, **k: pytest.fail("the cache was not used"))
+    monkeypatch.setattr(transformer_loop, "encode_tokens", lambda *a, **k: pytest.fail("the cache was not used"))
     again = token_cache(path, "toy", "train", N, cache_dir=files["dir"] / "cache")
     assert torch.equal(again[0], tokens) and torch.equal(again[1], labels)
 
@@ -134,8 +141,8 @@ def test_a_transformer_refuses_another_tokenizer(files, tmp_path):
     run(files, "var", tmp_path / "r", steps=2)
     tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(retrained), steps=4, batch_size=16)
     with pytest.raises(ValueError, match=r"checkpoint .*ckpt.pt was trained with tokenizer_sha256"):
-        train_transformer(cfg, tcfg, tmp_path / "r", device="cpu", compile=False, progress=False,
-                          tokens=files["var"]["tokens"])
+        train_transformer(cfg, tcfg, load_tokenizer(retrained), tmp_path / "r", device="cpu", compile=False,
+                          progress=False, tokens=files["var"]["tokens"])
 
 
 def test_configs_follow_the_tokenizer():
@@ -146,6 +153,38 @@ def test_configs_follow_the_tokenizer():
         transformer_config("raster", "cifar10", ms)
     with pytest.raises(ValueError, match=r"model='gpt': expected 'var' \(next-scale\) or 'raster'"):
         transformer_config("gpt", "cifar10", ms)
+
+
+def test_check_fits_is_the_one_compatibility_check():
+    ms, ss = tokenizer_preset("cifar10"), tokenizer_preset("cifar10", "single")
+    check_fits(ms, transformer_config("var", "cifar10", ms))
+    check_fits(ss, transformer_config("raster", "cifar10", ss))
+    with pytest.raises(ValueError, match=r"tokenizer has quantizer='single': the var model needs a 'multiscale'"):
+        check_fits(ss, transformer_preset("cifar10"))
+    with pytest.raises(ValueError, match=r"the var transformer has \{'vocab_size': 1024, .*\}: expected its "
+                                         r"tokenizer's \{'vocab_size': 4096, .*\(transformer_config fits"):
+        check_fits(ms, transformer_preset("cifar10", vocab_size=1024))
+    with pytest.raises(ValueError, match=r"'patch_nums': \(1, 4\).*'patch_nums': \(1, 2, 4\)"):
+        check_fits(tokenizer_preset("tiny"), transformer_preset("tiny", patch_nums=(1, 4)))
+    with pytest.raises(ValueError, match=r"'latent_channels': 8.*'latent_channels': 32"):
+        check_fits(ms, transformer_preset("cifar10", latent_channels=8))
+    # the raster model reads tokens, not latents: its latent_channels is not compared
+    check_fits(ss, transformer_preset("cifar10", kind="raster", latent_channels=8))
+    with pytest.raises(ValueError, match=r"'vocab_size': 512"):  # an override may not undo the fit
+        transformer_config("var", "cifar10", ms, vocab_size=512)
+
+
+def test_training_takes_the_loaded_tokenizer_and_checks_it_fits(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(transformer_loop, "load_tokenizer", lambda *a, **k: pytest.fail("read the tokenizer again"))
+    model, history = run(files, "var", tmp_path / "once", steps=2)  # the tokens are given: no token cache either
+    assert history[-1]["step"] == 2
+    raster_tok = load_tokenizer(files["raster"]["tokenizer"])
+    cfg = transformer_config("var", "tiny", load_tokenizer(files["var"]["tokenizer"]).cfg)
+    tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(files["raster"]["tokenizer"]), steps=2, batch_size=16)
+    with pytest.raises(ValueError, match=r"tokenizer has quantizer='single': the var model needs a 'multiscale'"):
+        train_transformer(cfg, tcfg, raster_tok, tmp_path / "misfit", device="cpu", progress=False,
+                          tokens=files["var"]["tokens"])
+    assert not (tmp_path / "misfit").exists()  # refused before any work
 
 
 @pytest.mark.parametrize("kind", ["var", "raster"])
@@ -219,7 +258,7 @@ def test_keep_best_returns_the_weights_of_the_lowest_validation_loss(files, tmp_
     """Early stopping: with validation losses 3, 1, 2 at steps 8, 16, 24, the run of 24 steps
     returns the weights it had after step 16 (the same as a run of 24 steps stopped there)."""
     fake = [3.0, 1.0, 2.0]
-    monkeypatch.setattr(train, "validate", lambda *a, **k: {"val_loss": fake.pop(0) if fake else 0.0})
+    monkeypatch.setattr(transformer_loop, "validate", lambda *a, **k: {"val_loss": fake.pop(0) if fake else 0.0})
     model, history = run(files, "var", tmp_path / "best", steps=24, tcfg_keep_best=True)
     assert history[-1] == {"step": 24, "restored_best_step": 16, "restored_best_val_loss": 1.0}
     stopped, _ = run(files, "var", tmp_path / "stopped", steps=24, stop_after=16)  # the same schedule, 16 steps

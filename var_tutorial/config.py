@@ -7,6 +7,7 @@ nothing else (the nanoGPT habit).
     TokenizerConfig, TokenizerTrainConfig       the VQ-VAE and how it is trained
     TransformerConfig, TransformerTrainConfig   VAR / the raster baseline and how they are trained
     transformer_config(kind, preset, tokenizer) a transformer fitted to its tokenizer
+    check_fits(tokenizer, transformer)          whether a transformer can learn a tokenizer's tokens
     ClassifierConfig, ClassifierTrainConfig     the evaluation classifier (metrics.py's judge)
 
 Presets
@@ -241,7 +242,7 @@ class TransformerTrainConfig(ConfigDict):
     """How a transformer is trained (the model itself is described by TransformerConfig)."""
 
     dataset: str = "cifar10"
-    tokenizer: str = "tokenizer_cifar10"  # registry name or weights file: the tokens the model learns
+    tokenizer: str = "tokenizer_cifar10"  # the file the tokenizer came from (registry name or path), for the record
     steps: int = 20_000
     batch_size: int = 256
     lr: float = 1e-3
@@ -263,18 +264,37 @@ class TransformerTrainConfig(ConfigDict):
 def transformer_config(kind: str, preset: str, tokenizer_cfg: TokenizerConfig, **overrides) -> TransformerConfig:
     """The preset's transformer, fitted to the tokenizer whose tokens it will learn: the same
     vocabulary, latent width (Cvae) and scale schedule. VAR needs the multi-scale tokenizer,
-    the raster baseline the single-scale one."""
+    the raster baseline the single-scale one. This is the one place where a transformer's
+    config is derived from a tokenizer's; check_fits says whether a given pair fits."""
     if kind not in ("var", "raster"):
         raise ValueError(f"model={kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
-    want = "multiscale" if kind == "var" else "single"
-    if tokenizer_cfg.quantizer != want:
-        raise ValueError(
-            f"tokenizer has quantizer={tokenizer_cfg.quantizer!r}: the {kind} model needs a {want!r} tokenizer "
-            f"({'tokenizer' if kind == 'var' else 'vqvae'}_cifar10 for CIFAR-10)"
-        )
     fitted = {"vocab_size": tokenizer_cfg.vocab_size, "patch_nums": tokenizer_cfg.patch_nums,
               "latent_channels": tokenizer_cfg.latent_channels}
-    return transformer_preset(preset, kind, **{**fitted, **overrides})
+    cfg = transformer_preset(preset, kind, **{**fitted, **overrides})
+    check_fits(tokenizer_cfg, cfg)  # an override (of vocab_size, say) may have undone the fit
+    return cfg
+
+
+def check_fits(tokenizer_cfg: TokenizerConfig, transformer_cfg: TransformerConfig) -> None:
+    """Raise a ValueError unless the transformer can learn the tokenizer's tokens.
+
+    They fit when the tokenizer has the quantizer the model needs (VAR: multi-scale, raster:
+    single-scale), and both agree on the vocabulary V, the scale schedule patch_nums (the
+    raster model's is the one full-size token map) and, for VAR, the width Cvae of the
+    teacher-forcing inputs. transformer_config, train_transformer (and so the scaling sweep)
+    and pretrained.load_transformer call it."""
+    kind = transformer_cfg.kind
+    needs = "multiscale" if kind == "var" else "single"
+    if tokenizer_cfg.quantizer != needs:
+        raise ValueError(
+            f"tokenizer has quantizer={tokenizer_cfg.quantizer!r}: the {kind} model needs a {needs!r} tokenizer "
+            f"({'tokenizer' if kind == 'var' else 'vqvae'}_cifar10 for CIFAR-10)"
+        )
+    fields = ("vocab_size", "patch_nums") + (("latent_channels",) if kind == "var" else ())
+    got, want = ({k: getattr(c, k) for k in fields} for c in (transformer_cfg, tokenizer_cfg))
+    if got != want:
+        raise ValueError(f"the {kind} transformer has {got}: expected its tokenizer's {want} "
+                         "(transformer_config fits a preset to a tokenizer)")
 
 
 # -- the evaluation classifier ----------------------------------------------------------------

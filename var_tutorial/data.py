@@ -235,7 +235,7 @@ def _check_counts(folder: Path, info: DatasetInfo, source) -> dict:
 def _download_cifar10(folder: Path, info: DatasetInfo) -> None:
     """Online fallback: torchvision's CIFAR-10 (original pixels, as lossless PNG files) in
     the same <split>/<class>/<image> layout as the archive, so the rest is unchanged."""
-    import torchvision
+    import torchvision  # a second to import, for this download only
     for split, train in (("train", True), ("test", False)):
         ds = torchvision.datasets.CIFAR10(folder.parent / "download", train=train, download=True)
         seen = [0] * info.num_classes

@@ -18,10 +18,13 @@ from __future__ import annotations
 import inspect
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+from .records import read_results, write_results
 
 
 def launched() -> bool:
@@ -133,13 +136,11 @@ def main_first():
 
 
 def scaling_report(single_dir, multi_dir, experiment: str = "train_var_cifar10", skip: int = 100,
-                   first: int = 3, results_name: str = "ddp_scaling") -> "Path":
+                   first: int = 3, results_name: str = "ddp_scaling") -> Path:
     """results/<results_name>.json (ddp_scaling.json) from two runs of the same `train` command,
     one process and torchrun: steps per second after `skip` steps (torch.compile's warm-up),
     their ratio, and the first `first` logged training losses of both with their largest
     relative difference."""
-    from .records import read_results, write_results
-
     runs = {name: read_results(experiment, folder) for name, folder in (("single", single_dir), ("multi", multi_dir))}
     out = {}
     for name, r in runs.items():

@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .classifier import Classifier
-from .config import ClassifierConfig, TokenizerConfig, TransformerConfig
+from .config import ClassifierConfig, TokenizerConfig, TransformerConfig, check_fits
 from .data import REPO_ROOT, sha256_file
 from .records import write_json
 from .transformer import ConditionalTransformer, build_transformer
@@ -164,8 +164,10 @@ def load_transformer(name_or_path="var_cifar10", tokenizer=None, device="cpu") -
         tok, sha = given, None
     else:
         tok, sha = load_tokenizer(given, device=device), sha256_file(resolve(given))
-    check_tokenizer(record, tok, sha, source=path)
-    model = build_transformer(TransformerConfig.from_dict(record["model"]))
+    check_tokenizer(record, tok, sha, source=path)  # the very tokenizer the transformer learned from...
+    cfg = TransformerConfig.from_dict(record["model"])
+    check_fits(tok.cfg, cfg)  # ... and one whose tokens it can read (a record made by hand may pair others)
+    model = build_transformer(cfg)
     _load_state(model, state, path)
     return model.to(device).eval(), tok
 

@@ -202,7 +202,7 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
     plan = sorted([("var", d) for d in set(depths)] + [("raster", d) for d in set(raster_depths)],
                   key=lambda kd: (kd[1], kd[0] == "var"))
     tokenizers = {k: v.format(dataset=dataset) for k, v in TOKENIZERS.items()} | (tokenizers or {})
-    caches = dict(caches or {})
+    caches, loaded = dict(caches or {}), {}
     for kind, depth in plan:
         if any(_same_run(e, kind, depth, budget) for e in entries):
             log(f"{kind} depth {depth}: already in {name}.json, skipped")
@@ -212,7 +212,9 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
             train = token_cache(tok_file, dataset, "train", subset, device, progress=progress)
             test = token_cache(tok_file, dataset, "test", subset, device, progress=progress)
             caches[kind] = (train, tuple(t[: len(t) // 2] for t in test))  # the unflipped test images
-        tokenizer = load_tokenizer(tok_file, device=device)
+        if kind not in loaded:  # each tokenizer is read once, and every model of its kind learns its tokens
+            loaded[kind] = load_tokenizer(tok_file, device=device)
+        tokenizer = loaded[kind]
         cfg = family_config(kind, depth, tokenizer.cfg, preset, width_per_depth, dropout)
         lr_model = model_lr(lr, cfg.width, lr_rule)
         tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tok_file), steps=steps, batch_size=batch_size,
@@ -221,8 +223,8 @@ def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str =
                                       ckpt_every=steps, subset=subset, seed=seed)
         train_tokens, val_tokens = hold_out(caches[kind][0], val_images) if keep_best else (caches[kind][0], None)
         t0 = time.time()
-        model, history = train_transformer(cfg, tcfg, out_dir / f"{kind}_d{depth}", device=device, compile=compile,
-                                           resume=False, progress=progress, tokens=train_tokens,
+        model, history = train_transformer(cfg, tcfg, tokenizer, out_dir / f"{kind}_d{depth}", device=device,
+                                           compile=compile, resume=False, progress=progress, tokens=train_tokens,
                                            val_tokens=val_tokens)
         seconds = time.time() - t0
         scale_L = scale_index(cfg.patch_nums).to(device)

@@ -1,0 +1,115 @@
+"""train: VAR (next-scale) or the raster baseline (next-token) on a tokenizer's tokens."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import distributed
+from ..config import TransformerConfig, TransformerTrainConfig, transformer_config
+from ..data import REPO_ROOT
+from ..pretrained import load_tokenizer, transformer_record
+from ..train import pick_device, train_transformer
+from ..transformer import build_transformer, count_params
+from ..vqvae import VQVAE
+from .common import (
+    add_device,
+    at_least,
+    default_transformer_file,
+    default_weights_name,
+    export_run,
+    megabytes,
+    on_device,
+    timed,
+)
+
+
+def train_and_export_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, tokenizer: VQVAE, name: str,
+                                 out_dir, export, device=None, compile: bool | None = None,
+                                 minutes: float | None = None, resume: bool = True, results_folder=None):
+    """Train a transformer on the tokens of `tokenizer` (loaded from tcfg.tokenizer; checkpoints
+    in out_dir), export its weights to `export` with the record of its tokenizer, and write
+    results/train_<name>.json. Returns the trained model (None on the other ranks under torchrun)."""
+    device = pick_device(device)
+    model = build_transformer(cfg)
+    n_params, n_blocks = count_params(model), count_params(model.blocks) + count_params(model.head)
+    if distributed.is_main():
+        print(f"training {name}: {n_params / 1e6:.2f} M parameters ({n_blocks / 1e6:.2f} M in blocks and head), "
+              f"{cfg.num_tokens} tokens per image, " + on_device(device))
+    (model, history), seconds = timed(train_transformer, cfg, tcfg, tokenizer, out_dir, device=device,
+                                      compile=compile, minutes=minutes, resume=resume)
+    if not distributed.is_main():
+        return None
+    last = next((h for h in reversed(history) if "loss" in h), {})
+    val = next((h for h in reversed(history) if "val_loss" in h), {})
+    restored = history[-1].get("restored_best_step") if history else None
+    summary = {"train_steps": history[-1]["step"] if history else 0, "train_seconds_this_run": round(seconds, 1),
+               **({"exported_weights_of_step": restored} if restored is not None else {}),
+               "final_train_loss": last.get("loss"), "final_val_loss": val.get("val_loss"),
+               "final_val_accuracy": val.get("val_accuracy"), "processes": distributed.world()}
+    path = export_run(model, export, "transformer", transformer_record(cfg, tokenizer, tcfg.tokenizer), summary,
+                      f"train_{name}", history, seconds,
+                      {"parameters": n_params, "parameters_blocks_and_head": n_blocks, **summary},
+                      {"model": cfg.to_dict(), "train": tcfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict()},
+                      device, results_folder)
+    print(f"saved {export} ({megabytes(export)}) and {path} after {seconds / 60:.1f} min")
+    return model
+
+
+def add_train(sub) -> None:
+    m = sub.add_parser("train", help="train VAR or the raster baseline on the tokenizer's tokens")
+    m.add_argument("--model", required=True, choices=["var", "raster"], help="var: next-scale; raster: next-token")
+    m.add_argument("--preset", default="cifar10", choices=["cifar10", "imagenette64", "tiny"])
+    m.add_argument("--tokenizer", default=None,
+                   help="weights of the tokenizer (default tokenizer_<preset> for var, vqvae_<preset> for raster)")
+    m.add_argument("--dataset", default=None, help="defaults to the preset's name ('toy' for the tiny preset)")
+    budget = m.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=at_least(1), default=20_000)
+    budget.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
+                        help="time budget: sets the step count after timing the first steps")
+    m.add_argument("--batch-size", type=at_least(1), default=256,
+                   help="the global batch: under torchrun it is split evenly over the processes")
+    m.add_argument("--lr", type=float, default=1e-3)
+    m.add_argument("--warmup-steps", type=int, default=None, help="default 500")
+    m.add_argument("--depth", type=at_least(1), default=None, help="override the preset's depth")
+    m.add_argument("--width", type=at_least(1), default=None, help="override the preset's width")
+    m.add_argument("--heads", type=at_least(1), default=None, help="override the preset's number of heads")
+    m.add_argument("--dropout", type=float, default=None, help="override the preset's dropout (0.1 for cifar10)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
+    m.add_argument("--log-every", type=at_least(1), default=None, help="default 100")
+    m.add_argument("--eval-every", type=at_least(0), default=None,
+                   help="validation every N steps (default 1000; 0: never)")
+    m.add_argument("--ckpt-every", type=at_least(1), default=None, help="default 2000")
+    m.add_argument("--out", default=None, help="checkpoint folder (default runs/<model>_<dataset>)")
+    m.add_argument("--export", default=None, help="weights file to write (default data/pretrained/var_<dataset>."
+                                                   "safetensors; runs/raster_<dataset>/ for raster)")
+    m.add_argument("--keep-best", action="store_true", help="export the weights of the lowest validation loss "
+                   "(early stopping) instead of the last ones")
+    m.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    m.add_argument("--no-compile", action="store_true")
+    add_device(m)
+    m.set_defaults(func=cmd_train)
+
+
+def cmd_train(args):
+    quantizer = "multiscale" if args.model == "var" else "single"
+    tokenizer_file = args.tokenizer or default_weights_name(args.preset, quantizer)
+    tokenizer = load_tokenizer(tokenizer_file)  # read once: train_transformer moves it to the training device
+    sizes = {k: v for k, v in (("depth", args.depth), ("width", args.width), ("heads", args.heads),
+                               ("dropout", args.dropout)) if v is not None}
+    cfg = transformer_config(args.model, args.preset, tokenizer.cfg, **sizes)
+    dataset = args.dataset or ("toy" if args.preset == "tiny" else args.preset)
+    tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
+                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
+                                  keep_best=args.keep_best)
+    for key in ("warmup_steps", "log_every", "eval_every", "ckpt_every"):
+        if getattr(args, key) is not None:
+            setattr(tcfg, key, getattr(args, key))
+    name = f"{args.model}_{dataset}"
+    train_and_export_transformer(cfg, tcfg, tokenizer, name, Path(args.out or REPO_ROOT / "runs" / name),
+                                 Path(args.export or default_transformer_file(args.model, dataset)),
+                                 device=args.device, compile=False if args.no_compile else None,
+                                 minutes=args.minutes, resume=not args.fresh)
+
+
+def register(sub) -> None:
+    add_train(sub)

@@ -1,0 +1,248 @@
+"""Training the transformers: cached tokens -> VAR or the raster baseline, loss = cross entropy
+of every token.
+
+The transformers learn from a *token cache* (token_cache): the training set encoded once
+by the tokenizer, every image and its mirror image, as int16 token sequences (N, L),
+saved in data/cache/ under the tokenizer file's sha256, so that a retrained tokenizer
+gets a new cache and an old cache is never used with the wrong tokenizer.
+
+VAR is taught by teacher forcing (token_loss): its input for scale k+1 is the quantizer's
+cumulative f_hat after scale k, downsampled to scale k+1. The loss, the accuracy and the
+validation are reported per scale (per_scale_stats), so that one sees which scales are hard.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import distributed
+from ..config import TransformerConfig, TransformerTrainConfig, check_fits
+from ..data import data_root, sha256_file, to_float
+from ..pretrained import load_tokenizer, resolve, transformer_record
+from ..transformer import build_transformer, flatten_tokens, scale_index, unflatten_tokens
+from ..vqvae import VQVAE
+from .loop import (
+    Steps,
+    batch_indices,
+    compiled,
+    load_checkpoint,
+    lr_at,
+    param_groups,
+    pick_device,
+    save_checkpoint,
+    set_lr,
+    setup_device,
+    training_set,
+)
+
+
+@torch.no_grad()
+def encode_tokens(tokenizer: VQVAE, images_u8: torch.Tensor, batch_size: int = 1000,
+                  progress: bool = True) -> torch.Tensor:
+    """Every image's token maps r_1..r_K flattened to one sequence, then the same for the
+    mirror images: int16 (2N, L). Row i + N is row i's image flipped left-right."""
+    device = next(tokenizer.parameters()).device
+    rows = []
+    for flip in (False, True):
+        for i in tqdm(range(0, len(images_u8), batch_size), desc=f"encoding tokens (flip={flip})",
+                      disable=not progress):
+            x = to_float(images_u8[i : i + batch_size].to(device))  # (B, 3, S, S)
+            rows.append(flatten_tokens(tokenizer.img_to_tokens(x.flip(-1) if flip else x)).to(torch.int16).cpu())
+    return torch.cat(rows)
+
+
+def token_cache(tokenizer_file="tokenizer_cifar10", dataset: str = "cifar10", split: str = "train", subset: int = 0,
+                device=None, batch_size: int = 1000, cache_dir=None, progress: bool = True):
+    """A data set's tokens, made once by the tokenizer: (tokens int16 (2N, L), labels (2N,)).
+
+    Rows N..2N-1 are the mirror images of rows 0..N-1 (the horizontal-flip augmentation,
+    done once here instead of at every step). The cache file,
+    data/cache/tokens_<dataset>_<split>_<sha256 of the tokenizer file>.pt, is written
+    atomically and read back with weights_only=True.
+    """
+    sha = sha256_file(resolve(tokenizer_file))
+    name = f"tokens_{dataset}_{split}{f'_subset{subset}' if subset else ''}_{sha[:16]}.pt"
+    path = Path(cache_dir or data_root() / "cache") / name
+    if path.is_file():
+        cached = torch.load(path, weights_only=True)
+        if cached.get("tokenizer_sha256") == sha:
+            return cached["tokens"], cached["labels"]
+    tokenizer = load_tokenizer(tokenizer_file, device=pick_device(device))
+    if tokenizer.cfg.vocab_size > 2 ** 15:
+        raise ValueError(f"vocab_size={tokenizer.cfg.vocab_size}: the token cache stores int16, "
+                         f"expected at most {2 ** 15}")
+    images, labels = training_set(dataset, split, tokenizer.cfg.image_size, subset)
+    tokens = encode_tokens(tokenizer, images, batch_size, progress)
+    labels = labels.repeat(2)  # the mirror images keep their labels
+    save_checkpoint(path, tokens=tokens, labels=labels, tokenizer_sha256=sha, dataset=dataset, split=split)
+    return tokens, labels
+
+
+def token_loss(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, label_B: torch.Tensor,
+               bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross entropy of every token (B, L), and whether the most likely token was right (B, L).
+
+    VAR is taught by teacher forcing: its inputs are the quantizer's cumulative f_hat after
+    each scale, downsampled to the next scale (quantizer.teacher_forcing_input). The raster
+    model's inputs are the tokens themselves (it shifts them right by one inside).
+    """
+    with torch.no_grad():
+        x = quantizer.teacher_forcing_input(unflatten_tokens(idx_BL, cfg.patch_nums)) if cfg.kind == "var" else idx_BL
+    with torch.autocast(idx_BL.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(label_B, x)  # (B, L, V), float32
+    B, L, V = logits.shape
+    loss_BL = F.cross_entropy(logits.reshape(B * L, V), idx_BL.reshape(B * L), reduction="none").view(B, L)
+    return loss_BL, logits.detach().argmax(-1) == idx_BL
+
+
+def per_scale_stats(window: dict, scale_L: torch.Tensor, K: int, prefix: str = "") -> dict:
+    """Mean loss and accuracy over the tokens summed in window (loss_L, correct_L over n
+    sequences): overall and per scale (per scale k: over its pn_k^2 positions)."""
+    n, L = window["n"], len(scale_L)
+    tokens_k = torch.bincount(scale_L, minlength=K).double() * n
+    per_k = {key: torch.zeros(K, dtype=torch.float64, device=scale_L.device).index_add_(
+        0, scale_L, window[key].double()) / tokens_k for key in ("loss_L", "correct_L")}
+    return {f"{prefix}loss": window["loss_L"].sum().item() / (n * L),
+            f"{prefix}accuracy": window["correct_L"].sum().item() / (n * L),
+            f"{prefix}loss_per_scale": [round(v, 5) for v in per_k["loss_L"].tolist()],
+            f"{prefix}accuracy_per_scale": [round(v, 5) for v in per_k["correct_L"].tolist()]}
+
+
+def empty_window(L: int, device) -> dict:
+    """Sums over the steps since the last log: loss and correct predictions per position."""
+    return {"loss_L": torch.zeros(L, dtype=torch.float64, device=device),
+            "correct_L": torch.zeros(L, dtype=torch.int64, device=device), "n": 0}
+
+
+def summed_window(window: dict) -> dict:
+    """A window summed over the ranks (the window itself on one process)."""
+    if distributed.world() == 1:
+        return window
+    n = torch.tensor([window["n"]], device=window["loss_L"].device)
+    return {"loss_L": distributed.all_sum_(window["loss_L"].clone()),
+            "correct_L": distributed.all_sum_(window["correct_L"].clone()), "n": int(distributed.all_sum_(n).item())}
+
+
+@torch.no_grad()
+def validate(model, cfg, quantizer, tokens, scale_L, batch_size: int) -> dict:
+    """Loss and accuracy (overall and per scale) on held-out tokens, in eval mode (no class dropout)."""
+    idx_all, labels_all = (t[distributed.rank() :: distributed.world()] for t in tokens)  # this rank's share
+    window = empty_window(cfg.num_tokens, idx_all.device)
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(idx_all), batch_size):
+        idx_BL = idx_all[i : i + batch_size].long()
+        loss_BL, correct_BL = token_loss(model, cfg, quantizer, idx_BL, labels_all[i : i + batch_size],
+                                         bf16=idx_BL.device.type == "cuda")
+        window["loss_L"] += loss_BL.sum(0)
+        window["correct_L"] += correct_BL.sum(0)
+        window["n"] += len(idx_BL)
+    model.train(was_training)
+    return per_scale_stats(summed_window(window), scale_L, len(cfg.patch_nums), prefix="val_")
+
+
+def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, tokenizer: VQVAE, out_dir, device=None,
+                      compile=None, minutes: float | None = None, resume: bool = True, progress: bool = True,
+                      stop_after: int | None = None, tokens=None, val_tokens=None):
+    """Train VAR or the raster baseline on the tokenizer's tokens; returns (model, history).
+
+    tokenizer: the tokenizer loaded from tcfg.tokenizer (load_tokenizer(tcfg.tokenizer)),
+    which must fit cfg (config.check_fits); it is moved to the training device, and VAR's
+    teacher-forcing inputs are made by its quantizer. tcfg.tokenizer, the file's name, is
+    the record of which tokenizer it was: the checkpoints and the token caches go by its sha256.
+    tokens, val_tokens: (int tokens (N, L), labels (N,)) to learn and to validate on;
+    by default the token caches of tcfg.dataset's train and test splits (only the first
+    half of the test cache, the unflipped images, is used). compile: None = on a GPU,
+    True / False, or the name of a torch.compile backend ("aot_eager" traces the model
+    without generating code: the CPU test of the compiled path uses it).
+    Checkpoints go to out_dir/ckpt.pt and record the tokenizer's config and sha256;
+    tcfg is updated in place (the step count fixed by minutes, or the resumed run's config).
+    History: every log_every steps, the loss and accuracy per scale averaged since the last
+    log; every eval_every steps the same on the validation tokens (keys val_*). With
+    tcfg.keep_best, the weights of the lowest validation loss so far travel in the checkpoint,
+    and the finished run returns them (a last history entry says from which step).
+    """
+    check_fits(tokenizer.cfg, cfg)
+    device, use_cuda = setup_device(distributed.init(device))
+    ckpt_path = Path(out_dir) / "ckpt.pt"
+    record = transformer_record(cfg, tokenizer, tcfg.tokenizer)
+    quantizer = tokenizer.to(device).quantizer  # frozen: token_loss runs it under torch.no_grad()
+    torch.manual_seed(tcfg.seed)
+    model = build_transformer(cfg).to(device)
+    opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(0.9, 0.95))
+    L, K = cfg.num_tokens, len(cfg.patch_nums)
+    step, history, window, best = 0, [], empty_window(L, device), None
+    ck = load_checkpoint(ckpt_path, device, config=cfg.to_dict(), tokenizer=record["tokenizer"],
+                         tokenizer_sha256=record["tokenizer_sha256"]) if resume else None
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, history, window, best = ck["step"], ck["history"], ck["window"], ck.get("best")
+        for key, value in ck["train_config"].items():
+            setattr(tcfg, key, value)
+        minutes = None  # the step count was fixed when the run started
+
+    if tokens is None:
+        with distributed.main_first():  # one process makes the cache files, the others read them
+            tokens = token_cache(tcfg.tokenizer, tcfg.dataset, "train", tcfg.subset, device, progress=progress)
+            if tcfg.eval_every:
+                val = token_cache(tcfg.tokenizer, tcfg.dataset, "test", tcfg.subset, device, progress=progress)
+                val_tokens = tuple(t[: len(t) // 2] for t in val)  # the unflipped test images
+    idx_all, labels_all = (t.to(device) for t in tokens)
+    if idx_all.shape[1] != L:
+        raise ValueError(f"tokens have shape {tuple(idx_all.shape)}: expected (N, {L}) for patch_nums={cfg.patch_nums}")
+    if val_tokens is not None:
+        val_tokens = tuple(t.to(device) for t in val_tokens)
+    scale_L = scale_index(cfg.patch_nums).to(device)
+    compile = use_cuda if compile is None else compile
+    fwd = compiled(distributed.wrap(model, device), compile)  # DDP when torchrun started several ranks
+
+    def train_step(idx_BL, label_B, lr):
+        set_lr(opt, lr)
+        loss_BL, correct_BL = token_loss(fwd, cfg, quantizer, idx_BL, label_B, bf16=use_cuda)
+        opt.zero_grad(set_to_none=True)
+        loss_BL.mean().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        opt.step()
+        return loss_BL.detach(), correct_BL
+
+    model.train()
+    loop = Steps(step, tcfg.steps, minutes, stop_after, use_cuda, f"{cfg.kind} transformer", progress)
+    while loop.running:
+        # this step's class dropout (and dropout), drawn differently on every rank
+        torch.manual_seed(tcfg.seed * 1_000_003 + loop.step * distributed.world() + distributed.rank())
+        b = distributed.shard(batch_indices(len(idx_all), loop.step, tcfg.batch_size, tcfg.seed)).to(device)
+        lr = lr_at(loop.step, loop.total, tcfg.lr, tcfg.warmup_steps, tcfg.min_lr_ratio)
+        loss_BL, correct_BL = train_step(idx_all[b].long(), labels_all[b], lr)
+        window["loss_L"] += loss_BL.sum(0)
+        window["correct_L"] += correct_BL.sum(0)
+        window["n"] += len(b)
+        step = loop.advance()
+
+        entry = {"step": step}
+        if step % tcfg.log_every == 0 or loop.finished:
+            entry.update(per_scale_stats(summed_window(window), scale_L, K), lr=lr, seconds=loop.seconds)
+            window = empty_window(L, device)
+            loop.bar.set_postfix(loss=f"{entry['loss']:.3f}", acc=f"{entry['accuracy']:.3f}")
+        if val_tokens is not None and tcfg.eval_every and (step % tcfg.eval_every == 0 or loop.finished):
+            entry.update(validate(model, cfg, quantizer, val_tokens, scale_L, tcfg.batch_size))
+            if tcfg.keep_best and (best is None or entry["val_loss"] < best["val_loss"]):
+                best = {"step": step, "val_loss": entry["val_loss"],
+                        "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+        if len(entry) > 1:
+            history.append(entry)
+        if (step % tcfg.ckpt_every == 0 or loop.stopping) and distributed.is_main():
+            tcfg.steps = loop.total
+            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
+                            history=history, window=window, best=best, config=cfg.to_dict(),
+                            train_config=tcfg.to_dict(), tokenizer=record["tokenizer"],
+                            tokenizer_sha256=record["tokenizer_sha256"])
+    loop.close()
+    if tcfg.keep_best and best is not None and loop.finished:
+        model.load_state_dict(best["model"])  # early stopping: the weights of the lowest validation loss
+        history.append({"step": step, "restored_best_step": best["step"], "restored_best_val_loss": best["val_loss"]})
+    model.eval()
+    return model, history
