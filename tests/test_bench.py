@@ -10,7 +10,6 @@ import pytest
 import torch
 from test_train_transformer import one_thread  # noqa: F401  (autouse: one CPU thread for tiny models)
 
-from var_tutorial.__main__ import main
 from var_tutorial.bench import (
     Clock,
     OutOfTime,
@@ -21,6 +20,7 @@ from var_tutorial.bench import (
     reference_config,
     speed_layer_agrees,
 )
+from var_tutorial.cli import main
 from var_tutorial.config import transformer_preset
 from var_tutorial.fast import FastSelfAttention, speed_up, use_flex_attention
 from var_tutorial.train import param_groups, token_loss

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from var_tutorial import editing
-from var_tutorial.__main__ import main
+from var_tutorial.cli import main
 from var_tutorial.config import tokenizer_preset, transformer_preset
 from var_tutorial.editing import (
     box_mask,

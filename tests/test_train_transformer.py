@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import var_tutorial.train as train
+import var_tutorial.config as config
 import var_tutorial.train.transformer as transformer_loop
 from var_tutorial.cli import main
 from var_tutorial.config import (
@@ -239,9 +239,9 @@ def test_train_command(files, tmp_path, monkeypatch):
     (TransformerTrainConfig, "lr", 0.0, r"lr=0.0: expected a learning rate > 0"),
     (TransformerTrainConfig, "eval_every", -1, r"eval_every=-1: expected an integer >= 0"),
     (TransformerTrainConfig, "batch_size", 2.5, r"batch_size=2.5: expected an integer >= 1"),
-    (train.TokenizerTrainConfig, "batch_size", 0, r"batch_size=0: expected an integer >= 1"),
-    (train.ClassifierTrainConfig, "epochs", 0, r"epochs=0: expected an integer >= 1"),
-    (train.ClassifierTrainConfig, "label_smoothing", -0.1, r"label_smoothing=-0.1: expected a number >= 0.0"),
+    (config.TokenizerTrainConfig, "batch_size", 0, r"batch_size=0: expected an integer >= 1"),
+    (config.ClassifierTrainConfig, "epochs", 0, r"epochs=0: expected an integer >= 1"),
+    (config.ClassifierTrainConfig, "label_smoothing", -0.1, r"label_smoothing=-0.1: expected a number >= 0.0"),
 ])
 def test_training_configs_refuse_bad_numbers(config, field, value, match):
     with pytest.raises(ValueError, match=match):

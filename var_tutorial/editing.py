@@ -27,7 +27,7 @@ Token replacement alone keeps the outside close but not exact: the decoder's con
 and the bicubic upsampling between scales let the new tokens bleed over the mask's border.
 blend="latent" mixes the final f_hat with the image's own f_hat outside the mask (the mask
 area-resized to the latent grid), blend="pixel" pastes the tokenizer's reconstruction back
-outside the mask. Both are reported beside plain replacement (evaluate_editing).
+outside the mask. Both are reported beside plain replacement (metrics.evaluate_editing).
 
 Masks: True (or 1) = regenerate, False (0) = keep. Shapes (S, S), (B, S, S) or (B, 1, S, S).
 """
@@ -37,11 +37,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .classifier import features_and_logits
-from .data import to_float, to_uint8
-from .metrics import class_agreement
+from .data import to_float
 from .sampling import generate_raster, generate_var
 from .transformer import VAR, RasterTransformer
 from .vqvae import check_images
@@ -246,53 +243,3 @@ def editing_tasks(size: int) -> dict:
         "outpaint_frame": (region_mask(size, "frame"), "none"),  # keep the centre 20x20 of 32x32
         "class_edit_centre": (centre_box(size, 0.47), "target"),  # 47% of the image, a new class
     }
-
-
-@torch.no_grad()
-def evaluate_editing(model: VAR, tokenizer, classifier, images_u8: torch.Tensor, labels: torch.Tensor,
-                     raster: RasterTransformer | None = None, vqvae=None, cfg: float = 16.0, batch_size: int = 500,
-                     seed: int = 0, progress: bool = True) -> dict:
-    """Every task of editing_tasks on the given images (uint8 (N, 3, S, S), true labels (N,)).
-
-    For each task and method: PSNR outside the mask against the tokenizer's own reconstruction
-    (per image, then the mean), and the classifier's verdict: for tasks without a class, how
-    often the edit keeps the image's true class; for the class edit, how often it shows the
-    target class (targets: the true class + 1..9, cycling, so every pair occurs), per class.
-    VAR is run with blend none, latent and pixel; the raster baseline (if given) with token
-    replacement, the only kind it has.
-    """
-    n_cls = model.cfg.num_classes
-    S = images_u8.shape[-1]
-    targets = (labels + 1 + torch.arange(len(labels)) % (n_cls - 1)) % n_cls
-    device = next(model.parameters()).device
-    out = {"images": len(labels), "cfg_for_class_edit": cfg, "threshold": 0.5, "seed": seed, "tasks": {}}
-    methods = [("var", "none"), ("var", "latent"), ("var", "pixel")] + ([("raster", "none")] if raster else [])
-    tasks = editing_tasks(S)
-    jobs = [(t, m) for t in tasks for m in methods]
-    for task, (method, blend) in tqdm(jobs, desc="editing", disable=not progress):
-        mask, kind = tasks[task]
-        edited, refs = [], []
-        for j, i in enumerate(range(0, len(labels), batch_size)):
-            x = images_u8[i : i + batch_size]
-            lab = targets[i : i + batch_size] if kind == "target" else None
-            g = torch.Generator(device).manual_seed(seed * 1_000_003 + j)
-            if method == "var":
-                e = edit_var(model, tokenizer, x, mask, lab, cfg=cfg, generator=g, blend=blend)
-                ref = tokenizer.tokens_to_img(tokenizer.img_to_tokens(to_float(x).to(device)))
-            else:
-                e = edit_raster(raster, vqvae, x, mask, lab, cfg=cfg, generator=g)
-                ref = vqvae.tokens_to_img(vqvae.img_to_tokens(to_float(x).to(device)))
-            edited.append(e.cpu())
-            refs.append(ref.cpu())
-        edited, refs = torch.cat(edited), torch.cat(refs)
-        m = mask.float().expand(len(edited), 1, S, S)
-        wanted = targets if kind == "target" else labels
-        predicted = features_and_logits(classifier, to_uint8(edited))[1].argmax(1)  # the classifier's verdict
-        verdict = class_agreement(predicted, wanted.cpu(), n_cls)
-        name = f"{method}" + (f"_blend_{blend}" if method == "var" and blend != "none" else "")
-        out["tasks"].setdefault(task, {"mask_fraction": round(float(mask.float().mean()), 4), "labels": kind})[name] = {
-            "psnr_outside_db": round(float(psnr_outside(edited, refs, m).clamp_max(100).mean()), 3),
-            ("target_class_rate" if kind == "target" else "keeps_true_class"): verdict["overall"],
-            "per_class": verdict["per_class"],
-        }
-    return out

@@ -35,7 +35,7 @@ from .vqvae import VQVAE
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
 
-# name -> file in data/pretrained/, and the command that makes it (on one H200: see the README)
+# name -> file in data/pretrained/, and the command that makes it (on one H200: see docs/training.md)
 REGISTRY = {
     "tokenizer_cifar10": ("tokenizer_cifar10.safetensors",
                           "python -m var_tutorial train-tokenizer --preset cifar10"),

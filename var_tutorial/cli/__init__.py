@@ -18,6 +18,7 @@
                       -> results/scaling_<dataset>.json (resumable: finished models are skipped)
     merge-scaling     join a sweep's parts (run side by side) into one results file with the fits
     make-exercises    the student notebooks in notebooks/exercises/, generated from the solution notebooks
+    update-docs       the tables of README.md and docs/*.md, rendered anew from results/*.json
     bench             speed (not tests): next-scale vs next-token generation, training throughput, and the
                       reference implementation's figures -> results/bench_*.json (--quick: tiny, CPU, seconds)
 """
@@ -27,7 +28,7 @@ import argparse
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from . import bench, classifier, data, editing, exercises, quickstart, scaling, tokenizer, transformer
+from . import bench, classifier, data, docs, editing, exercises, quickstart, scaling, tokenizer, transformer
 from .common import run_command
 
 # The command groups, in the order --help lists their commands; each module holds its
@@ -41,6 +42,7 @@ GROUPS = (
     editing,      # edit, eval-editing
     scaling,      # scaling, merge-scaling, ddp-scaling
     exercises,    # make-exercises
+    docs,         # update-docs
     bench,        # bench
 )
 

@@ -8,7 +8,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data import REPO_ROOT, class_names, load_split
-from ..editing import box_mask, edit_var, evaluate_editing, region_mask
+from ..editing import box_mask, edit_var, region_mask
+from ..metrics import evaluate_editing
 from ..pretrained import load_classifier, load_transformer
 from ..records import write_results
 from ..train import pick_device

@@ -22,9 +22,9 @@ The transformers learn from a *token cache* (token_cache, in transformer.py): th
 set encoded once by the tokenizer, every image and its mirror image, as int16 token
 sequences (N, L), saved in data/cache/ under the tokenizer file's sha256.
 
-Everything is importable from here: ``from var_tutorial.train import train_transformer``.
+Everything is importable from here: ``from var_tutorial.train import train_transformer``; the configs
+the loops take live in config.py.
 """
-from ..config import ClassifierTrainConfig, TokenizerTrainConfig, TransformerTrainConfig, transformer_config
 from .classifier import train_classifier
 from .loop import (
     Steps,
@@ -53,8 +53,6 @@ from .transformer import (
 )
 
 __all__ = [
-    # the configs the loops take, for convenience (they live in config.py)
-    "ClassifierTrainConfig", "TokenizerTrainConfig", "TransformerTrainConfig", "transformer_config",
     # loop.py: the shared pieces
     "Steps", "batch_at", "batch_indices", "compiled", "load_checkpoint", "lr_at", "param_groups", "pick_device",
     "save_checkpoint", "set_lr", "setup_device", "training_set",

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..config import TokenizerConfig, TokenizerTrainConfig
+from ..fast import use_bicubic_matrices
 from ..metrics import psnr
 from ..pretrained import read_weights
 from ..vqvae import VQVAE
@@ -34,6 +35,8 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     ckpt_path = out_dir / "ckpt.pt"
     torch.manual_seed(tcfg.seed)
     model = VQVAE(cfg).to(device)
+    if cfg.quantizer == "multiscale":  # the speed layer's bicubic upsampling: the same function, faster on a GPU
+        use_bicubic_matrices(model.quantizer)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(0.9, 0.99), weight_decay=tcfg.weight_decay)
     step, history = 0, []
     if tcfg.init_from:

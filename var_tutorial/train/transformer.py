@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..config import TransformerConfig, TransformerTrainConfig, check_fits
 from ..data import data_root, sha256_file, to_float
+from ..fast import use_bicubic_matrices
 from ..pretrained import load_tokenizer, resolve, transformer_record
 from ..transformer import build_transformer, flatten_tokens, scale_index, unflatten_tokens
 from ..vqvae import VQVAE
@@ -170,6 +171,8 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
     ckpt_path = Path(out_dir) / "ckpt.pt"
     record = transformer_record(cfg, tokenizer, tcfg.tokenizer)
     quantizer = tokenizer.to(device).quantizer  # frozen: token_loss runs it under torch.no_grad()
+    if cfg.kind == "var":  # the speed layer's bicubic upsampling for the teacher-forcing input (same function)
+        use_bicubic_matrices(quantizer)
     torch.manual_seed(tcfg.seed)
     model = build_transformer(cfg).to(device)
     opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(0.9, 0.95))
