@@ -33,7 +33,7 @@ def tokenizer_table(name: str = "tokenizer_cifar10") -> str:
         rows.append(f"| `{key}` ({m['quantizer']}) | {m['tokens_per_image']} | {m['psnr']:.2f} | {per_scale} | "
                     f"{m['codebook_usage_last_scale']:.1%} | {m['parameters'] / 1e6:.2f} M |")
     rows.append(f"\nMeasured on all {m['images']:,} {record['metrics']['split']} images by `{record['command']}` "
-                f"on {record['device']}, commit `{record['git_commit'][:8]}`.")
+                f"on {record['device']}.")
     return "\n".join(rows)
 
 
@@ -90,7 +90,7 @@ def generation_table(models=("var", "raster", "raster@best"), dataset: str = "ci
                 "Commands:")
     for model in models:
         ev = read_results(_run_name(model, dataset))
-        rows.append(f"- {model}: `{ev['command']}` (commit `{ev['git_commit'][:8]}`)")
+        rows.append(f"- {model}: `{ev['command']}`")
     return "\n".join(rows)
 
 
@@ -160,7 +160,7 @@ def editing_table(name: str = "editing_cifar10") -> str:
                     + " | ".join(f"{t[k][verdict]:.1%}" for k in verdicts) + " |")
     rows.append(f"\n{m['images']:,} test images ({m['images'] // 10} per class); "
                 f"class edits at cfg {m['cfg_for_class_edit']:g} "
-                f"towards every other class in turn; on {r['device']}, commit `{r['git_commit'][:8]}`: "
+                f"towards every other class in turn; on {r['device']}: "
                 f"`{r['command']}`.")
     return "\n".join(rows)
 
@@ -203,12 +203,12 @@ def scaling_table(name: str = "scaling_cifar10") -> str:
     dropout = f", dropout {budget['dropout']:g}" if budget.get("dropout") else ""
     head = f"\nEvery model: {budget['steps']:,} steps of {budget['batch_size']} images, peak lr {lr}{dropout}, "
     if "parts" not in m:
-        rows.append(head + f"on {r['device']}, commit `{r['git_commit'][:8]}`: `{r['command']}`.")
+        rows.append(head + f"on {r['device']}: `{r['command']}`.")
         return "\n".join(rows)
     rows.append(head + f"on {m['parts'][0]['device']}, in {len(m['parts'])} parts, one results file each (the minutes "
                 "of a part that shared its GPU with others are wall-clock minutes, longer than the model alone needs), "
                 f"joined by `{r['command']}`:")
-    rows += [f"- `{p['name']}`: `{p['command']}` (commit `{p['git_commit'][:8]}`)" for p in m["parts"]]
+    rows += [f"- `{p['name']}`: `{p['command']}`" for p in m["parts"]]
     return "\n".join(rows)
 
 
@@ -269,10 +269,10 @@ def training_speed_table() -> str:
 
 
 def bench_runs() -> str:
-    """Where the three bench tables come from: the device, and each run's command, commit and date."""
+    """Where the three bench tables come from: the device, and each run's command and date."""
     runs = {n: read_results(f"bench_{n}") for n in BENCHES}
     rows = [f"On {runs['generation']['device']}; each table from its own run:"]
-    rows += [f"- `results/bench_{n}.json`: `{r['command']}` (commit `{r['git_commit'][:8]}`, {r['date'][:10]})"
+    rows += [f"- `results/bench_{n}.json`: `{r['command']}` ({r['date'][:10]})"
              for n, r in runs.items()]
     return "\n".join(rows)
 
@@ -326,8 +326,7 @@ def imagenette_table() -> str:
             f"train: {v['fid_cls_floor_test_vs_train']:.1f}) | {minutes['train_var_imagenette64']:.1f} | "
             f"`{trained['train_var_imagenette64']['command']}` |"]
     rows.append(f"\nSamples: {v['samples_per_class']:,} per class at cfg "
-                + ", ".join(f"{e['cfg']:g}" for e in v["sweep"]) + f"; on {var['device']}: `{var['command']}` "
-                f"(commit `{var['git_commit'][:8]}`).")
+                + ", ".join(f"{e['cfg']:g}" for e in v["sweep"]) + f"; on {var['device']}: `{var['command']}`.")
     return "\n".join(rows)
 
 
