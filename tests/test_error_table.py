@@ -52,10 +52,12 @@ ROWS = [
     ("generate", "sampling.generate_var(var, tok.quantizer, [0, 11])", ValueError, "labels hold values in [0, 11]: expected classes in [0, 9] (num_classes=10), or 10 for no class"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [])", ValueError, "labels is empty: expected at least one class label"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [0], cfg=-1.0)", ValueError, "cfg=-1.0: expected a guidance strength >= 0 (0 turns guidance off)"),
+    ("generate", "sampling.generate_var(var, tok.quantizer, [0], cfg=float('nan'))", ValueError, "cfg=nan: expected a guidance strength >= 0"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [0], top_p=0.0)", ValueError, "top_p=0.0: expected a probability in (0, 1] (1 keeps every token)"),
     ("generate", "sampling.generate_raster(ras, [0], top_p=1.5)", ValueError, "top_p=1.5: expected a probability in (0, 1]"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [0], top_k=-1)", ValueError, "top_k=-1: expected an integer >= 0 (0 keeps every token)"),
     ("generate", "sampling.generate_var(var, tok.quantizer, [0], temperature=0.0)", ValueError, "temperature=0.0: expected a number > 0"),
+    ("generate", "sampling.generate_var(var, tok.quantizer, [0], temperature=float('inf'))", ValueError, "temperature=inf: expected a number > 0"),
     ("generate", "sampling.generate_var(ras, tok.quantizer, [0])", ValueError, "model is a RasterTransformer: generate_var needs a VAR model (use generate_raster)"),
     ("generate", "sampling.generate_var(var, tok, [0])", ValueError, "quantizer is a VQVAE: expected a MultiScaleQuantizer (pass vqvae.quantizer, not the VQVAE)"),
     ("generate", "sample_images(var, tok, torch.tensor([0]), cfg=1.0, batch_size=0)", ValueError, "batch_size=0: expected an integer >= 1 (images generated per forward pass)"),
@@ -69,6 +71,7 @@ ROWS = [
     # training
     ("train", "TransformerTrainConfig(batch_size=0)", ValueError, "batch_size=0: expected an integer >= 1"),
     ("train", "TransformerTrainConfig(lr=0.0)", ValueError, "lr=0.0: expected a learning rate > 0"),
+    ("train", "TransformerTrainConfig(lr=float('inf'))", ValueError, "lr=inf: expected a learning rate > 0"),
     ("train", "TokenizerTrainConfig(steps=0)", ValueError, "steps=0: expected an integer >= 1"),
     ("train", "ClassifierTrainConfig(label_smoothing=-0.1)", ValueError, "label_smoothing=-0.1: expected a number >= 0.0"),
     # loading weights

@@ -19,6 +19,7 @@ Presets
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 
@@ -29,7 +30,8 @@ def check_at_least(config, **lowest) -> None:
     for name, low in lowest.items():
         value = getattr(config, name)
         want_int = isinstance(low, int)
-        if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)) or value < low:
+        if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)) \
+                or not low <= value < math.inf:  # NaN fails too: every comparison with NaN is False
             raise ValueError(f"{name}={value!r}: expected {'an integer' if want_int else 'a number'} >= {low}")
 
 
@@ -40,7 +42,7 @@ def check_training_numbers(config) -> None:
         steps=1, epochs=1, batch_size=1, warmup_steps=0, ckpt_every=1, log_every=1, eval_every=0,
         restart_every=0, seed=0, subset=0, weight_decay=0.0, min_lr_ratio=0.0, grad_clip=0.0,
         label_smoothing=0.0, cutout=0, crop_pad=0).items() if k in fields})
-    if not (isinstance(config.lr, (int, float)) and config.lr > 0):
+    if not (isinstance(config.lr, (int, float)) and 0 < config.lr < math.inf):
         raise ValueError(f"lr={config.lr!r}: expected a learning rate > 0")
 
 

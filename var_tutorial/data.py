@@ -27,6 +27,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+
+class BadFileError(ValueError):
+    """A file that is there but holds the wrong thing: undecodable, truncated, corrupted, or
+    another kind of file than the one expected. It is a ValueError (code that catches those
+    still does); the command line tells it from a bad argument by its exit status, 1 not 2."""
+
 # ----------------------------------------------------------------------------------------
 # 1. The registry: what we know about each real data set before touching any file.
 # ----------------------------------------------------------------------------------------
@@ -190,8 +196,8 @@ def prepare(name: str, archive_dir: str | os.PathLike | None = None,
         if archive is not None:
             sha = sha256_file(archive)
             if sha != info.sha256:
-                raise ValueError(f"checksum mismatch for {str(archive)!r}: expected sha256 "
-                                 f"{info.sha256}, received {sha}; the file is damaged or "
+                raise BadFileError(f"checksum mismatch for {str(archive)!r}: expected sha256 "
+                                   f"{info.sha256}, received {sha}; the file is damaged or "
                                  "not the expected archive")
             _extract(archive, tmp, total=sum(info.counts.values()))
         counts = _check_counts(tmp / info.folder, info, source=archive or "download")
@@ -217,7 +223,7 @@ def _extract(archive: Path, dest: Path, total: int) -> None:
             else:
                 if member.name.startswith("/") or ".." in Path(member.name).parts or \
                         not (member.isfile() or member.isdir()):
-                    raise ValueError(f"unsafe entry {member.name!r} in {str(archive)!r}")
+                    raise BadFileError(f"unsafe entry {member.name!r} in {str(archive)!r}")
                 tar.extract(member, dest)
 
 
@@ -226,9 +232,9 @@ def _check_counts(folder: Path, info: DatasetInfo, source) -> dict:
     for split, sub in info.split_folders.items():
         counts[split] = _count_images(folder / sub) if (folder / sub).is_dir() else 0
         if counts[split] != info.counts[split]:
-            raise ValueError(f"{str(source)!r} gave {counts[split]} images in {sub}/, expected "
-                             f"{info.counts[split]} in the layout "
-                             f"{info.folder}/{sub}/<class>/<image>.jpg")
+            raise BadFileError(f"{str(source)!r} gave {counts[split]} images in {sub}/, expected "
+                               f"{info.counts[split]} in the layout "
+                               f"{info.folder}/{sub}/<class>/<image>.jpg")
     return counts
 
 
@@ -289,16 +295,16 @@ def _decode_folder(split_dir: Path, info: DatasetInfo, split: str):
         raise FileNotFoundError(f"split folder {str(split_dir)!r} not found; {layout}")
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if found != sorted(info.class_folders):
-        raise ValueError(f"class folders in {str(split_dir)!r} are {found}; {layout} "
-                         f"with class folders {list(info.class_folders)}")
+        raise BadFileError(f"class folders in {str(split_dir)!r} are {found}; {layout} "
+                           f"with class folders {list(info.class_folders)}")
     files, labels = [], []
     for label, cls in enumerate(info.class_folders):    # label = index in sorted order
         names = sorted(f for f in os.listdir(split_dir / cls) if not f.startswith("."))
         files += [split_dir / cls / f for f in names]
         labels += [label] * len(names)
     if len(files) != info.counts[split]:
-        raise ValueError(f"{str(split_dir)!r} holds {len(files)} files, expected "
-                         f"{info.counts[split]}; {layout}")
+        raise BadFileError(f"{str(split_dir)!r} holds {len(files)} files, expected "
+                           f"{info.counts[split]}; {layout}")
 
     s = info.image_size
     images = torch.empty(len(files), 3, s, s, dtype=torch.uint8)   # (N, 3, H, W)
@@ -307,10 +313,10 @@ def _decode_folder(split_dir: Path, info: DatasetInfo, split: str):
             with Image.open(f) as im:      # PIL, as in torchvision's ImageFolder
                 mode, hwc = im.mode, np.array(im)             # (H, W, C) uint8
         except (OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f"{str(f)!r} is not a decodable image ({e})") from e
+            raise BadFileError(f"{str(f)!r} is not a decodable image ({e})") from e
         if mode != "RGB" or hwc.shape != (s, s, 3):
-            raise ValueError(f"{str(f)!r} is {mode} with shape {hwc.shape} (H, W, C); "
-                             f"expected RGB with shape ({s}, {s}, 3)")
+            raise BadFileError(f"{str(f)!r} is {mode} with shape {hwc.shape} (H, W, C); "
+                               f"expected RGB with shape ({s}, {s}, 3)")
         images[i] = torch.from_numpy(hwc).permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
     return images, torch.tensor(labels, dtype=torch.int64)
 

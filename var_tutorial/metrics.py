@@ -3,6 +3,7 @@ FID_cls and class agreement of generated images (with the classifier of classifi
 zero-shot edits measured the same way (evaluate_editing)."""
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -165,7 +166,7 @@ def evaluate_generator(model, tokenizer, classifier, real_test: tuple[torch.Tens
     if not isinstance(samples_per_class, int) or samples_per_class < 1:
         raise ValueError(f"samples_per_class={samples_per_class!r}: expected an integer >= 1 (images generated per class)")
     cfg_values = [float(c) for c in cfg_values]
-    if not cfg_values or min(cfg_values) < 0:
+    if not cfg_values or not all(0 <= c < math.inf for c in cfg_values):  # NaN fails too
         raise ValueError(f"cfg_values={cfg_values}: expected one or more guidance strengths >= 0")
     n_cls = model.cfg.num_classes
     test_u8, test_labels = real_test

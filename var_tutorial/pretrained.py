@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .classifier import Classifier
 from .config import ClassifierConfig, TokenizerConfig, TransformerConfig, check_fits
-from .data import REPO_ROOT, sha256_file
+from .data import REPO_ROOT, BadFileError, sha256_file
 from .records import write_json
 from .transformer import ConditionalTransformer, build_transformer
 from .vqvae import VQVAE
@@ -73,6 +73,8 @@ def resolve(name_or_path) -> Path:
         path, how = PRETRAINED_DIR / REGISTRY[str(name_or_path)][0], REGISTRY[str(name_or_path)][1]
     else:
         path, how = Path(name_or_path), None
+    if path.is_dir():
+        raise IsADirectoryError(f"weights file {path} is a folder: expected a .safetensors file or one of {sorted(REGISTRY)}")
     if not path.exists():
         hint = f" It is made by `{how}`." if how else f" Shipped names are {sorted(REGISTRY)}."
         raise FileNotFoundError(f"weights file {path} does not exist.{hint}")
@@ -84,10 +86,14 @@ def read_weights(name_or_path, expected_kind: str) -> tuple[dict, dict, Path]:
     path = resolve(name_or_path)
     side = path.with_suffix(".json")
     if side.exists():
-        want = json.loads(side.read_text()).get("sha256")
+        try:
+            want = json.loads(side.read_text()).get("sha256")
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise BadFileError(f"the sidecar {side} of weights file {path} is not the JSON object that save_weights "
+                               f"writes ({e}): restore it (git checkout -- {side.name}) or delete it") from None
         got = sha256_file(path)
         if want and want != got:
-            raise ValueError(
+            raise BadFileError(
                 f"weights file {path} is corrupted or was changed: its sha256 is {got}, "
                 f"but {side.name} records {want}. Restore it (git checkout -- {path.name}) or retrain."
             )
@@ -96,10 +102,10 @@ def read_weights(name_or_path, expected_kind: str) -> tuple[dict, dict, Path]:
             meta = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"weights file {path} is not a readable safetensors file ({e}); it may be truncated") from e
+        raise BadFileError(f"weights file {path} is not a readable safetensors file ({e}); it may be truncated") from e
     kind = meta.get("kind")
     if kind != expected_kind:
-        raise ValueError(f"weights file {path} holds a {kind!r} model: expected a {expected_kind!r} model")
+        raise BadFileError(f"weights file {path} holds a {kind!r} model: expected a {expected_kind!r} model")
     config = json.loads(meta["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, config, path
@@ -116,7 +122,7 @@ def load_tokenizer(name_or_path="tokenizer_cifar10", device="cpu") -> VQVAE:
 def _load_state(model: torch.nn.Module, state: dict, path: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(
+        raise BadFileError(
             f"weights file {path} does not match the model its config describes: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .data import REPO_ROOT
+from .data import REPO_ROOT, BadFileError
 
 
 def results_dir() -> Path:
@@ -81,4 +81,10 @@ def read_results(name: str, folder: Path | str | None = None) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no results file {path}: it is written by the command that measures it "
                                 "(docs/results.md and docs/training.md name each command)")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BadFileError(f"results file {path} is not valid JSON ({e}): it was cut short or edited by hand") from None
+    if not isinstance(record, dict) or "metrics" not in record:
+        raise BadFileError(f"results file {path} holds no 'metrics': expected a record written by write_results")
+    return record

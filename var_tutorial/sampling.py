@@ -27,6 +27,7 @@ guidance has no effect on those images.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -205,10 +206,10 @@ def check_sampling_args(model, labels, cfg, top_k, top_p, temperature, generator
     if lo < 0 or hi > n:
         raise ValueError(f"labels hold values in [{lo}, {hi}]: expected classes in [0, {n - 1}] "
                          f"(num_classes={n}), or {n} for no class")
-    if cfg < 0:
+    if not 0 <= cfg < math.inf:  # written so that NaN fails too: every comparison with NaN is False
         raise ValueError(f"cfg={cfg}: expected a guidance strength >= 0 (0 turns guidance off)")
     check_top_k_top_p(top_k, top_p)
-    if not temperature > 0:
+    if not 0 < temperature < math.inf:
         raise ValueError(f"temperature={temperature}: expected a number > 0 (1 samples the model's distribution)")
     if generator is not None and generator.device.type != device.type:
         raise ValueError(
