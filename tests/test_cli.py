@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from var_tutorial.cli import main
 
 
@@ -119,3 +121,123 @@ def test_figures_draws_the_quickstart_pictures_for_imagenette(tmp_path, capsys):
         assert (tmp_path / "f" / f"i64_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "k=10:" in out and "k=11:" not in out
     assert "of these 10 samples" in out and "centre quarter of 10 test images" in out
+
+
+# -- bad input: one line that names the argument, the value and what was expected ------------------
+def write_png(path, size=(32, 32), mode="RGB", colour=(200, 40, 90, 0)):
+    """A flat image file of that size (width, height), PIL mode and colour; returns its path as a string."""
+    from PIL import Image
+
+    Image.new(mode, size, colour[: len(mode)]).save(path)
+    return str(path)
+
+
+def refused(argv, capsys) -> tuple[int, str]:
+    """Run argv, which must end in a one-line error and no traceback: (exit status, that line)."""
+    with pytest.raises(SystemExit) as e:  # an exception other than the exit would fail the test here
+        main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return e.value.code, err.strip().splitlines()[-1]
+
+
+@pytest.fixture(autouse=True)
+def no_debug(monkeypatch):
+    monkeypatch.delenv("VAR_TUTORIAL_DEBUG", raising=False)
+
+
+def missing_gpu() -> str:
+    """A CUDA device this machine lacks: 'cuda' without a GPU, else one past the last GPU."""
+    import torch
+
+    return f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    # a data set that does not exist is refused before any file is looked for
+    (["evaluate", "--model", "var", "--dataset", "cifar100"], 2, "argument --dataset: invalid choice: 'cifar100'"),
+    (["edit", "IMG", "--dataset", "mnist"], 2, "argument --dataset: invalid choice: 'mnist'"),
+    (["edit", "IMG", "--target", "10"], 2, "--target '10': expected a class index in [0, 9] or one of the cifar10"),
+    (["edit", "IMG", "--dataset", "imagenette64", "--target", "tench"], 2,
+     "--dataset imagenette64 has 64 px images, but var_cifar10 works on 32 px ones"),
+    # NaN and infinity pass a check such as `value < 0`: every number the command line takes is checked finite
+    (["quickstart", "--cfg", "nan"], 2, "argument --cfg: nan: expected a guidance strength >= 0"),
+    (["edit", "IMG", "--cfg", "inf"], 2, "argument --cfg: inf: expected a guidance strength >= 0"),
+    (["evaluate", "--model", "var", "--top-p", "nan"], 2, "argument --top-p: nan: expected a probability in (0, 1]"),
+    (["evaluate", "--model", "var", "--temperature", "0"], 2, "argument --temperature: 0: expected a temperature > 0"),
+    (["train", "--model", "var", "--lr", "inf"], 2, "argument --lr: inf: expected a learning rate > 0"),
+    (["train", "--model", "var", "--minutes", "nan"], 2, "argument --minutes: nan: expected a number of minutes"),
+    (["scaling", "--dropout", "nan"], 2, "argument --dropout: nan: expected a probability in [0, 1)"),
+    (["bench", "--quick", "--budget-minutes", "inf"], 2, "argument --budget-minutes: inf: expected a number of"),
+    (["train-tokenizer", "--warmup", "-1"], 2, "argument --warmup: -1: expected an integer >= 0"),
+    # devices: checked before any work, not by the driver's error halfway through
+    (["quickstart", "--device", "GPU"], 2, "argument --device: GPU: "),
+    (["edit", "IMG", "--device", "gpu"], 2, "argument --device: 'gpu': expected cpu, cuda, cuda:<index> or mps"),
+    # regions that would edit nothing or everything
+    (["edit", "IMG", "--box", "0", "0", "32", "32"], 2, "--box 0 0 32 32 covers the whole 32x32 image"),
+    (["edit", "IMG", "--mask-file", "BLACK"], 2, "black.png marks no pixel to regenerate: expected white where"),
+    # bad files: exit status 1
+    (["edit", "MISSING"], 1, "image MISSING does not exist"),
+    (["edit", "IMG", "--weights", "MISSING"], 1, "weights file MISSING does not exist. Shipped names are"),
+    (["edit", "IMG", "--weights", "tokenizer_cifar10"], 1, "holds a 'tokenizer' model: expected a 'transformer' model"),
+    (["edit", "IMG", "--out", "IMG"], 1, "--out IMG: the folder cannot be made"),
+    (["merge-scaling", "GARBAGE", "GARBAGE"], 1, "results file GARBAGE.json is not valid JSON"),
+    (["prepare-data", "--archive-dir", "MISSING"], 1, "--archive-dir MISSING is not a folder"),
+    (["make-exercises", "--answers", "MISSING", "--out", "MISSING"], 1, "--answers MISSING does not exist"),
+])
+def test_bad_input_is_one_line_naming_the_argument_and_the_value(argv, status, message, tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    names = {"IMG": write_png(tmp_path / "img.png"), "BLACK": write_png(tmp_path / "black.png", mode="L", colour=(0,)),
+             "MISSING": str(tmp_path / "missing.png"), "GARBAGE": str(tmp_path / "garbage"), "GPU": missing_gpu()}
+    (tmp_path / "garbage.json").write_text("{not json")
+    argv = [names.get(a, a) for a in argv]
+    if argv[0] == "edit" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    for name, value in names.items():
+        message = message.replace(name, value)
+    status_got, line = refused(argv, capsys)
+    assert status_got == status and message in line, line
+    assert line.startswith(f"python -m var_tutorial {argv[0]}: error: ")
+
+
+def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path, capsys, monkeypatch):
+    """PIL refuses to decode an image of more than MAX_IMAGE_PIXELS (a decompression bomb: a small
+    file that unpacks to gigabytes); lowered here, so that a 40x40 file stands for a 20000x20000 one."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for side in (40, 100):  # PIL warns above the limit, and raises above twice it: both are refused
+        status, line = refused(["edit", write_png(tmp_path / "big.png", (side, side)), "--resize", "--device", "cpu"],
+                               capsys)
+        assert status == 1 and "big.png is too large to decode safely" in line and "at most 1000 pixels" in line
+
+
+def test_what_edit_does_to_its_input_is_said(tmp_path, capsys):
+    """Nothing is changed silently: a tiny image enlarged by --resize, and an alpha channel dropped."""
+    out = ["--out", str(tmp_path / "out"), "--device", "cpu"]
+    main(["edit", write_png(tmp_path / "one.png", (1, 1)), "--resize", *out])
+    assert "note: image " + str(tmp_path / "one.png") + " is 1x1: resized to 32x32 (enlarged 32 times" \
+        in capsys.readouterr().err
+    main(["edit", write_png(tmp_path / "rgba.png", mode="RGBA"), *out])
+    assert "rgba.png is RGBA with transparency: its alpha channel is dropped" in capsys.readouterr().err
+    assert (tmp_path / "out" / "rgba_edited.png").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    """--debug (before or after the command) or VAR_TUTORIAL_DEBUG=1 lets the exception through."""
+    argv = ["edit", write_png(tmp_path / "img.png"), "--target", "10", "--out", str(tmp_path), "--device", "cpu"]
+    for args in (argv + ["--debug"], ["--debug", *argv]):
+        with pytest.raises(ValueError, match=r"--target '10': expected a class index"):
+            main(args)
+    monkeypatch.setenv("VAR_TUTORIAL_DEBUG", "1")
+    with pytest.raises(ValueError, match=r"--target '10': expected a class index"):
+        main(argv)
+
+
+def test_a_real_process_prints_one_line_and_exits_with_the_status(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "var_tutorial", "edit", str(tmp_path / "missing.png")],
+                       capture_output=True, text=True, env={**os.environ, "VAR_TUTORIAL_DEBUG": ""})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"python -m var_tutorial edit: error: image {tmp_path}/missing.png "
+                                             "does not exist"]

@@ -15,7 +15,16 @@ from ..pretrained import PRETRAINED_DIR, load_classifier, load_transformer, reco
 from ..records import write_results
 from ..train import pick_device, train_classifier, training_set
 from ..transformer import count_params
-from .common import add_device, at_least, default_transformer_file, export_run, megabytes, timed
+from .common import (
+    add_device,
+    at_least,
+    check_image_size,
+    default_transformer_file,
+    export_run,
+    megabytes,
+    number,
+    timed,
+)
 
 
 def train_and_export_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, export, device=None,
@@ -38,19 +47,19 @@ def train_and_export_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainCon
 
 def add_train_classifier(sub) -> None:
     c = sub.add_parser("train-classifier", help="train the evaluation classifier (FID_cls, class agreement)")
-    c.add_argument("--dataset", default="cifar10", help="cifar10, imagenette64, or 'toy' for generated images")
+    c.add_argument("--dataset", default="cifar10", choices=[*DATASETS, "toy"], help="'toy': generated images")
     c.add_argument("--epochs", type=at_least(1), default=40)
-    c.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
+    c.add_argument("--minutes", type=at_least(0.01, float, "a number of minutes"), default=None,
                    help="time budget: replaces --epochs by the steps that fit")
     c.add_argument("--batch-size", type=at_least(1), default=512)
-    c.add_argument("--lr", type=float, default=0.4)
+    c.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=0.4)
     c.add_argument("--width", type=at_least(1), default=64, help="channels of the first conv (64: 2.4 M parameters)")
     c.add_argument("--crop-pad", type=at_least(0), default=None,
                    help="random crops of the image padded by N pixels (default: image size / 8)")
     c.add_argument("--cutout", type=at_least(0), default=None,
                    help="side of the square cut out of each training image, 0: none (default: image size / 4)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
+    c.add_argument("--seed", type=at_least(0), default=0)
+    c.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
     c.add_argument("--export", default=None, help="default data/pretrained/classifier_<dataset>.safetensors")
     c.add_argument("--no-compile", action="store_true")
     add_device(c)
@@ -84,6 +93,7 @@ def evaluate_transformer(kind: str, weights=None, tokenizer=None, classifier="cl
     model, tokenizer = load_transformer(weights, tokenizer=tokenizer, device=device)
     if model.cfg.kind != kind:
         raise ValueError(f"--weights {weights} holds a {model.cfg.kind!r} transformer: expected --model {kind}")
+    check_image_size(dataset, tokenizer.cfg.image_size, weights)
     judge = load_classifier(classifier, device=device)
     S = tokenizer.cfg.image_size
     test = training_set(dataset, "test", S, limit_real)
@@ -123,17 +133,18 @@ def add_evaluate(sub) -> None:
     v.add_argument("--weights", default=None, help="default var_<dataset> (shipped) or runs/raster_<dataset>/")
     v.add_argument("--tokenizer", default=None, help="default: the one recorded in the weights")
     v.add_argument("--classifier", default="classifier_cifar10")
-    v.add_argument("--dataset", default="cifar10", help="the real images compared with ('toy' for tests)")
+    v.add_argument("--dataset", default="cifar10", choices=[*DATASETS, "toy"],
+                   help="the real images compared with ('toy' for tests)")
     v.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), nargs="+", default=[0, 1, 1.5, 2, 3],
                    help="CFG strengths to sweep; the best (lowest FID_cls) is marked")
     v.add_argument("--samples-per-class", type=at_least(1, what="an integer (images generated per class)"),
                    default=1000)
     v.add_argument("--batch-size", type=at_least(1), default=1000)
     v.add_argument("--top-k", type=at_least(0), default=0)
-    v.add_argument("--top-p", type=float, default=1.0)
-    v.add_argument("--temperature", type=float, default=1.0)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--limit-real", type=int, default=0,
+    v.add_argument("--top-p", type=number("(0, 1]", what="a probability"), default=1.0)
+    v.add_argument("--temperature", type=number("(0, inf)", what="a temperature"), default=1.0)
+    v.add_argument("--seed", type=at_least(0), default=0)
+    v.add_argument("--limit-real", type=at_least(0), default=0,
                    help="use N real images of each split, spread over the classes (tests)")
     v.add_argument("--inception-fid", action="store_true", help="also Inception FID at the best cfg (needs "
                    "torchmetrics, torch-fidelity and a download)")

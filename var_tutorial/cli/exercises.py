@@ -1,6 +1,8 @@
 """make-exercises: the student notebooks, generated from the solution notebooks (exercises.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def add_make_exercises(sub) -> None:
     mx = sub.add_parser("make-exercises", help="generate the student exercise notebooks from the solution notebooks",
@@ -19,6 +21,9 @@ def cmd_make_exercises(args):
 
     if args.answers and not args.out:
         raise ValueError("--answers needs --out: the folder for the notebooks to grade")
+    for answer in args.answers or ():
+        if not Path(answer).is_file():
+            raise FileNotFoundError(f"--answers {answer} does not exist: expected a submitted exercise notebook")
     written = fill_in_answers(args.answers, args.out) if args.answers else make_exercises(out_dir=args.out)
     print(f"{len(written)} exercise notebooks; check one with: pytest --nbval-lax --nbval-current-env "
           f"--nbval-sanitize-with notebooks/sanitize.cfg {args.out or 'notebooks/exercises'}/<notebook>.ipynb")

@@ -21,7 +21,7 @@ from ..pretrained import load_classifier, load_tokenizer, load_transformer, metr
 from ..sampling import generate_var
 from ..train import pick_device
 from .classifier import evaluate_transformer
-from .common import add_device, at_least
+from .common import add_device, at_least, check_image_size, out_folder
 from .tokenizer import train_and_export_tokenizer
 from .transformer import train_and_export_transformer
 
@@ -44,8 +44,12 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
     names = data.class_names(dataset)
     C = len(names)
 
-    # 1. what the tokenizer keeps: real test images rebuilt from the first k scales
     tokenizer = load_tokenizer(tokenizer_file, device=device)
+    check_image_size(dataset, tokenizer.cfg.image_size, tokenizer_file)
+    model, var_tokenizer = load_transformer(var_file, device=device)
+    classifier = load_classifier(classifier_file, device=device)  # every file is read before the first picture
+
+    # 1. what the tokenizer keeps: real test images rebuilt from the first k scales
     images, labels = data.load_split(dataset, "test")
     first_of_class = torch.stack([(labels == c).nonzero()[0, 0] for c in range(C)])  # one image per class
     x = data.to_float(images[first_of_class]).to(device)
@@ -55,7 +59,7 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
           ", ".join(f"k={k + 1}: {psnr(r, x).mean():.1f} dB" for k, r in enumerate(per_scale)))
 
     # 2. what VAR makes: new images of every class, and how one of them grows scale by scale
-    model, tokenizer = load_transformer(var_file, device=device)
+    tokenizer = var_tokenizer  # the one whose tokens VAR learned
     if cfg is None:  # the strength with the best FID_cls, measured by evaluate and kept in the sidecar
         cfg = metrics_of(var_file).get(f"{dataset}_test", {}).get("best_cfg", 4.0)
     labels = torch.arange(C, device=device).repeat_interleave(per_class)
@@ -67,7 +71,6 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
     first = torch.arange(C) * per_class  # the first sample of every class
     steps = [tokenizer.fhat_to_img(f[first.to(device)]).cpu() for f in f_hats]
     save(coarse_to_fine_figure(None, steps, tokenizer.patch_nums, row_labels=names), "generation_strip")
-    classifier = load_classifier(classifier_file, device=device)
     agree = (features_and_logits(classifier, data.to_uint8(samples))[1].argmax(1) == labels.cpu()).float().mean()
     print(f"the classifier names the class VAR was asked for in {agree:.0%} of these {len(labels)} samples")
 
@@ -114,12 +117,12 @@ def add_quickstart(sub) -> None:
                        "shipped weights")
     q.add_argument("--out", default=str(data.REPO_ROOT / "outputs"))
     q.add_argument("--train", action="store_true", help="train from scratch first (use a GPU)")
-    q.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=8.0,
+    q.add_argument("--minutes", type=at_least(0.01, float, "a number of minutes"), default=8.0,
                    help="with --train: the time budget, half for the tokenizer and half for VAR")
     q.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), default=None,
                    help="CFG strength of the samples (default: the best one measured by evaluate)")
     q.add_argument("--per-class", type=at_least(1), default=8, help="samples of each class in the grid")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=at_least(0), default=0)
     q.add_argument("--subset", type=at_least(0), default=0, help="with --train: train on N images only (tests)")
     q.add_argument("--samples-per-class", type=at_least(1), default=1000,
                    help="with --train: samples per class for the evaluation")
@@ -129,8 +132,7 @@ def add_quickstart(sub) -> None:
 
 def cmd_quickstart(args):
     device = pick_device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_folder(args.out)
     t0 = time.time()
     if args.train:
         files = train_from_scratch(out, args.minutes, args.subset, args.samples_per_class, args.device)
@@ -155,7 +157,7 @@ def add_figures(sub) -> None:
     fg.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), default=None,
                     help="CFG strength of the samples (default: the best one measured by evaluate)")
     fg.add_argument("--per-class", type=at_least(1), default=8, help="samples of each class in the grid")
-    fg.add_argument("--seed", type=int, default=0)
+    fg.add_argument("--seed", type=at_least(0), default=0)
     fg.add_argument("--prefix", default="figures", help="the files' name prefix")
     fg.add_argument("--dpi", type=at_least(20), default=120)
     fg.add_argument("--out", default=str(data.REPO_ROOT / "outputs"))
@@ -164,8 +166,7 @@ def add_figures(sub) -> None:
 
 
 def cmd_figures(args):
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_folder(args.out)
     with torch.no_grad():
         show_what_the_models_do(args.tokenizer, args.var, args.classifier, args.dataset, out, pick_device(args.device),
                                 cfg=args.cfg, per_class=args.per_class, seed=args.seed, prefix=args.prefix,

@@ -2,10 +2,11 @@
 what a second GPU buys (distributed.py)."""
 from __future__ import annotations
 
+from ..data import DATASETS
 from ..distributed import scaling_report
 from ..scaling import merge_sweeps, run_sweep, summary
 from ..train import pick_device
-from .common import add_device, at_least
+from .common import add_device, at_least, number
 
 
 def add_scaling(sub) -> None:
@@ -14,18 +15,18 @@ def add_scaling(sub) -> None:
                         "raster baseline at a few, all on the same token budget and schedule; measure test loss and "
                         "token error rate; fit L = (beta X)^alpha for X = parameters and X = training FLOPs. Each "
                         "finished model is appended to the results file, and models already there are skipped.")
-    sc.add_argument("--preset", default="cifar10")
-    sc.add_argument("--dataset", default="cifar10")
+    sc.add_argument("--preset", default="cifar10", choices=["cifar10", "imagenette64", "tiny"])
+    sc.add_argument("--dataset", default="cifar10", choices=list(DATASETS))
     sc.add_argument("--depths", type=at_least(1), nargs="+", default=[2, 3, 4, 5, 6, 8])
     sc.add_argument("--raster-depths", type=at_least(1), nargs="*", default=[2, 3, 4])
     sc.add_argument("--width-per-depth", type=at_least(1), default=64, help="64 in the paper")
     sc.add_argument("--steps", type=at_least(1), default=1500, help="the same for every model")
     sc.add_argument("--batch-size", type=at_least(1), default=256)
-    sc.add_argument("--lr", type=at_least(0.0, float, "a learning rate"), default=1e-3)
+    sc.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=1e-3)
     sc.add_argument("--warmup-steps", type=at_least(0), default=150)
     sc.add_argument("--lr-rule", choices=["constant", "inverse-width"], default="constant",
                     help="one lr for every model, or lr * 256 / width (Adam's best step shrinks with width)")
-    sc.add_argument("--dropout", type=at_least(0.0, float, "a probability"), default=0.0,
+    sc.add_argument("--dropout", type=number("[0, 1)", what="a probability"), default=0.0,
                     help="the same for every model (the larger ones over-fit CIFAR-10's 50,000 images without)")
     sc.add_argument("--keep-best", action="store_true",
                     help="early stopping: test each model with the weights of its lowest loss on --val-images "

@@ -5,14 +5,24 @@ from pathlib import Path
 
 from .. import distributed
 from ..config import TokenizerConfig, TokenizerTrainConfig, tokenizer_preset
-from ..data import REPO_ROOT, load_split
+from ..data import DATASETS, REPO_ROOT, load_split
 from ..metrics import evaluate_tokenizer
 from ..pretrained import PRETRAINED_DIR, load_tokenizer, record_metrics
 from ..records import write_results
 from ..train import pick_device, train_tokenizer
 from ..transformer import count_params
 from ..vqvae import VQVAE
-from .common import add_device, default_weights_name, export_run, megabytes, on_device, timed
+from .common import (
+    add_device,
+    at_least,
+    check_image_size,
+    default_weights_name,
+    export_run,
+    megabytes,
+    number,
+    on_device,
+    timed,
+)
 
 
 def train_and_export_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, name: str, out_dir, export,
@@ -44,18 +54,20 @@ def add_train_tokenizer(sub) -> None:
     t = sub.add_parser("train-tokenizer", help="train a tokenizer")
     t.add_argument("--preset", default="cifar10", choices=["cifar10", "imagenette64", "tiny"])
     t.add_argument("--quantizer", default="multiscale", choices=["multiscale", "single"])
-    t.add_argument("--dataset", default=None, help="defaults to the preset's name; 'toy' for generated images")
-    t.add_argument("--steps", type=int, default=20_000)
-    t.add_argument("--minutes", type=float, default=None, help="time budget: sets --steps after timing the first steps")
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--lr", type=float, default=4e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
-    t.add_argument("--log-every", type=int, default=0)
+    t.add_argument("--dataset", default=None, choices=[*DATASETS, "toy"],
+                   help="defaults to the preset's name; 'toy' for generated images")
+    t.add_argument("--steps", type=at_least(1), default=20_000)
+    t.add_argument("--minutes", type=at_least(0.01, float, "a number of minutes"), default=None,
+                   help="time budget: sets --steps after timing the first steps")
+    t.add_argument("--batch-size", type=at_least(1), default=256)
+    t.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=4e-4)
+    t.add_argument("--seed", type=at_least(0), default=0)
+    t.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
+    t.add_argument("--log-every", type=at_least(1), default=None, help="default 100")
     t.add_argument("--out", default=None, help="checkpoint folder (default runs/<name>)")
     t.add_argument("--export", default=None, help="weights file to write (default data/pretrained/<name>.safetensors)")
     t.add_argument("--init-from", default=None, help="start from these weights (a second training stage)")
-    t.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 500)")
+    t.add_argument("--warmup", type=at_least(0), default=None, help="warm-up steps (default 500)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     t.add_argument("--no-compile", action="store_true")
     add_device(t)
@@ -64,11 +76,12 @@ def add_train_tokenizer(sub) -> None:
 
 def cmd_train_tokenizer(args):
     cfg = tokenizer_preset(args.preset, args.quantizer)
+    check_image_size(args.dataset or args.preset, cfg.image_size, f"--preset {args.preset}")
     tcfg = TokenizerTrainConfig(dataset=args.dataset or args.preset, steps=args.steps, batch_size=args.batch_size,
                                 lr=args.lr, seed=args.seed, subset=args.subset, init_from=args.init_from or "")
     if args.warmup is not None:
         tcfg.warmup_steps = args.warmup
-    if args.log_every:
+    if args.log_every is not None:
         tcfg.log_every = args.log_every
     name = default_weights_name(args.preset, args.quantizer)
     train_and_export_tokenizer(cfg, tcfg, name, Path(args.out or REPO_ROOT / "runs" / name),
@@ -80,9 +93,9 @@ def cmd_train_tokenizer(args):
 def add_eval_tokenizer(sub) -> None:
     e = sub.add_parser("eval-tokenizer", help="evaluate tokenizers on a test split")
     e.add_argument("--weights", nargs="+", default=["tokenizer_cifar10", "vqvae_cifar10"])
-    e.add_argument("--dataset", default="cifar10")
+    e.add_argument("--dataset", default="cifar10", choices=list(DATASETS))
     e.add_argument("--split", default="test", choices=["train", "test"])
-    e.add_argument("--limit", type=int, default=0)
+    e.add_argument("--limit", type=at_least(0), default=0, help="the first N images only (0: all)")
     e.add_argument("--results", default=None, help="results file name (default tokenizer_<dataset>)")
     add_device(e)
     e.set_defaults(func=cmd_eval_tokenizer)
@@ -96,6 +109,7 @@ def cmd_eval_tokenizer(args):
     results = {}
     for w in args.weights:
         model = load_tokenizer(w, device=device)  # the fp16 weights that ship, upcast to fp32
+        check_image_size(args.dataset, model.cfg.image_size, w)
         m = evaluate_tokenizer(model, images, device=device)
         m["parameters"] = count_params(model)
         m["quantizer"] = model.cfg.quantizer

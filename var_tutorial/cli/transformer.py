@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .. import distributed
 from ..config import TransformerConfig, TransformerTrainConfig, transformer_config
-from ..data import REPO_ROOT
+from ..data import DATASETS, REPO_ROOT
 from ..pretrained import load_tokenizer, transformer_record
 from ..train import pick_device, train_transformer
 from ..transformer import build_transformer, count_params
@@ -13,10 +13,12 @@ from ..vqvae import VQVAE
 from .common import (
     add_device,
     at_least,
+    check_image_size,
     default_transformer_file,
     default_weights_name,
     export_run,
     megabytes,
+    number,
     on_device,
     timed,
 )
@@ -60,21 +62,21 @@ def add_train(sub) -> None:
     m.add_argument("--preset", default="cifar10", choices=["cifar10", "imagenette64", "tiny"])
     m.add_argument("--tokenizer", default=None,
                    help="weights of the tokenizer (default tokenizer_<preset> for var, vqvae_<preset> for raster)")
-    m.add_argument("--dataset", default=None, help="defaults to the preset's name ('toy' for the tiny preset)")
+    m.add_argument("--dataset", default=None, choices=[*DATASETS, "toy"], help="defaults to the preset's name ('toy' for the tiny preset)")
     budget = m.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=at_least(1), default=20_000)
-    budget.add_argument("--minutes", type=at_least(0.01, float, "a number"), default=None,
+    budget.add_argument("--minutes", type=at_least(0.01, float, "a number of minutes"), default=None,
                         help="time budget: sets the step count after timing the first steps")
     m.add_argument("--batch-size", type=at_least(1), default=256,
                    help="the global batch: under torchrun it is split evenly over the processes")
-    m.add_argument("--lr", type=float, default=1e-3)
-    m.add_argument("--warmup-steps", type=int, default=None, help="default 500")
+    m.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=1e-3)
+    m.add_argument("--warmup-steps", type=at_least(0), default=None, help="default 500")
     m.add_argument("--depth", type=at_least(1), default=None, help="override the preset's depth")
     m.add_argument("--width", type=at_least(1), default=None, help="override the preset's width")
     m.add_argument("--heads", type=at_least(1), default=None, help="override the preset's number of heads")
-    m.add_argument("--dropout", type=float, default=None, help="override the preset's dropout (0.1 for cifar10)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--subset", type=int, default=0, help="train on N images only, spread over the classes")
+    m.add_argument("--dropout", type=number("[0, 1)", what="a probability"), default=None, help="override the preset's dropout (0.1 for cifar10)")
+    m.add_argument("--seed", type=at_least(0), default=0)
+    m.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
     m.add_argument("--log-every", type=at_least(1), default=None, help="default 100")
     m.add_argument("--eval-every", type=at_least(0), default=None,
                    help="validation every N steps (default 1000; 0: never)")
@@ -98,6 +100,7 @@ def cmd_train(args):
                                ("dropout", args.dropout)) if v is not None}
     cfg = transformer_config(args.model, args.preset, tokenizer.cfg, **sizes)
     dataset = args.dataset or ("toy" if args.preset == "tiny" else args.preset)
+    check_image_size(dataset, tokenizer.cfg.image_size, tokenizer_file)
     tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
                                   keep_best=args.keep_best)
