@@ -119,7 +119,8 @@ class Structural:
 
 # -- the notebooks' runtimes, from their stored run --------------------------------------------------
 RUNTIME_LEAD = re.compile(r"\*\*Runtime:\*\* about \d+(?:\.\d+)? (?:s|min)\b")
-README_ROW = re.compile(r"(?m)^(\| `(\d\d_\w+)` \|[^|\n]*\|)([^|\n]*)(\|[^|\n]*\|)$")
+README_ROW = re.compile(r"(?m)^(\| `(\d\d_\w+)` \|[^|\n]*\|)([^|\n]*)(\|[^|\n]*\|)$")  # its CPU column
+INSTRUCTORS_ROW = re.compile(r"(?m)^(\| `(\d\d_\w+)` \|[^|\n]*\|)([^|\n]*)(\|)$")  # the last column
 MAX_SECONDS = 240  # every notebook runs in at most 4 minutes on a 2-core CPU in quick mode
 
 
@@ -148,8 +149,8 @@ def runtime_text(seconds: float) -> str:
 
 
 def update_runtimes(root: Path = ROOT) -> list[Path]:
-    """Write the measured runtimes into every notebook's **Runtime:** cell and the README's notebook
-    table (run after executing notebooks: `python tests/docs_check.py`). Returns the files changed."""
+    """Write the measured runtimes into every notebook's **Runtime:** cell, the README's notebook
+    table and the instructors' table of exercise notebooks (run after executing notebooks: `python tests/docs_check.py`). Returns the files changed."""
     import nbformat
 
     changed, measured = [], {}
@@ -162,12 +163,12 @@ def update_runtimes(root: Path = ROOT) -> list[Path]:
             cell.source = new
             nbformat.write(nb, path)
             changed.append(path)
-    readme = root / "README.md"
-    body = readme.read_text()
-    new = README_ROW.sub(lambda m: f"{m.group(1)} {measured.get(m.group(2), m.group(3).strip())} {m.group(4)}", body)
-    if new != body:
-        readme.write_text(new)
-        changed.append(readme)
+    for doc, row in (("README.md", README_ROW), ("docs/instructors.md", INSTRUCTORS_ROW)):
+        body = (root / doc).read_text()
+        new = row.sub(lambda m: f"{m.group(1)} {measured.get(m.group(2), m.group(3).strip())} {m.group(4)}", body)
+        if new != body:
+            (root / doc).write_text(new)
+            changed.append(root / doc)
     return changed
 
 

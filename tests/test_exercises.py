@@ -109,7 +109,7 @@ MUTATIONS = [
     ("07_editing", "token_masks",  # nearest instead of area resizing: the centre pixel of each cell decides
      'mode="area"', 'mode="nearest"', r"^cifar10, inpaint_centre$"),
     ("07_editing", "token_masks",  # at least half inside instead of more than half
-     ")[0, 0] > threshold", ")[0, 0] >= threshold", r"^cifar10, inpaint_top_half$"),
+     ")[0, 0] > threshold", ")[0, 0] >= threshold", r"^cifar10, inpaint_centre$"),
     ("07_editing", "keep_outside",  # the arguments of where swapped: the outside regenerated, the hole kept
      "torch.where(edit[k], r_k, own[k])", "torch.where(edit[k], own[k], r_k)",
      r"^in-painting the centre quarter: the edited images$"),

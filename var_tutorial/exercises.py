@@ -14,7 +14,7 @@ compares (``# NBVAL_CHECK_OUTPUT``):
     # NBVAL_CHECK_OUTPUT                                               <- the check cell: compares
     ...                                                                   with the package, prints
                                                                           what the right answer prints,
-                                                                          then asserts it
+                                                                          then gives its verdict (Check)
 
 ``make_exercises`` writes, for every solution notebook that has exercises, a copy to
 ``notebooks/exercises/`` in which each solution becomes ``# YOUR CODE HERE`` +
