@@ -115,3 +115,63 @@ class Structural:
     doc: str | None
     pattern: str
     reason: str
+
+
+# -- the notebooks' runtimes, from their stored run --------------------------------------------------
+RUNTIME_LEAD = re.compile(r"\*\*Runtime:\*\* about \d+(?:\.\d+)? (?:s|min)\b")
+README_ROW = re.compile(r"(?m)^(\| `(\d\d_\w+)` \|[^|\n]*\|)([^|\n]*)(\|[^|\n]*\|)$")  # its CPU column
+INSTRUCTORS_ROW = re.compile(r"(?m)^(\| `(\d\d_\w+)` \|[^|\n]*\|)([^|\n]*)(\|)$")  # the last column
+MAX_SECONDS = 240  # every notebook runs in at most 4 minutes on a 2-core CPU in quick mode
+
+
+def stored_seconds(notebook: Path) -> float:
+    """How long the run that stored a notebook's outputs took: from the first code cell's start to
+    the last one's reply, as nbconvert recorded them (cell metadata `execution`)."""
+    import json
+    from datetime import datetime
+
+    cells = [c for c in json.loads(Path(notebook).read_text())["cells"] if c["cell_type"] == "code"]
+    stamps = [c.get("metadata", {}).get("execution", {}) for c in cells]
+    assert all("iopub.execute_input" in s and "shell.execute_reply" in s for s in stamps), \
+        f"{Path(notebook).name}: a code cell has no execution time: execute the notebook with nbconvert"
+
+    def t(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    return (t(stamps[-1]["shell.execute_reply"]) - t(stamps[0]["iopub.execute_input"])).total_seconds()
+
+
+def runtime_text(seconds: float) -> str:
+    """How the docs state a runtime: to 5 s under a minute and a half, else to half a minute."""
+    if seconds < 90:
+        return f"about {max(5, 5 * round(seconds / 5))} s"
+    return f"about {round(seconds / 30) / 2:g} min"
+
+
+def update_runtimes(root: Path = ROOT) -> list[Path]:
+    """Write the measured runtimes into every notebook's **Runtime:** cell, the README's notebook
+    table and the instructors' table of exercise notebooks (run after executing notebooks: `python tests/docs_check.py`). Returns the files changed."""
+    import nbformat
+
+    changed, measured = [], {}
+    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        measured[path.stem] = text = runtime_text(stored_seconds(path))
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells[:8] if c.cell_type == "markdown" and "**Runtime:**" in c.source)
+        new = RUNTIME_LEAD.sub(f"**Runtime:** {text}", cell.source, count=1)
+        if new != cell.source:
+            cell.source = new
+            nbformat.write(nb, path)
+            changed.append(path)
+    for doc, row in (("README.md", README_ROW), ("docs/instructors.md", INSTRUCTORS_ROW)):
+        body = (root / doc).read_text()
+        new = row.sub(lambda m: f"{m.group(1)} {measured.get(m.group(2), m.group(3).strip())} {m.group(4)}", body)
+        if new != body:
+            (root / doc).write_text(new)
+            changed.append(root / doc)
+    return changed
+
+
+if __name__ == "__main__":
+    for path in update_runtimes():
+        print(f"{path}: runtime updated")

@@ -9,6 +9,11 @@ README.md, docs/*.md and CONTRIBUTING.md are checked three ways:
   runtime quoted from a notebook (checked against the notebook's **Runtime:** cell), or an entry
   of STRUCTURAL (a number that is not a measurement, with its reason). A number nothing accounts
   for fails the test: write a claim for it.
+
+The notebooks are checked too: the claims of NOTEBOOK_CLAIMS read in their summaries (every number
+of a summary in CHECKED_SUMMARIES accounted for), and every notebook's **Runtime:** cell and README
+row state how long the run that stored its outputs took (from nbconvert's cell timestamps), at most
+four minutes.
 """
 from __future__ import annotations
 
@@ -22,7 +27,19 @@ import statistics
 from pathlib import Path
 
 import pytest
-from docs_check import Claim, Structural, find_all, inside, normalized, numbers, sci
+from docs_check import (
+    MAX_SECONDS,
+    README_ROW,
+    Claim,
+    Structural,
+    find_all,
+    inside,
+    normalized,
+    numbers,
+    runtime_text,
+    sci,
+    stored_seconds,
+)
 
 from var_tutorial import exercises, report
 from var_tutorial.powerlaw import fit_power_law
@@ -1070,3 +1087,118 @@ def test_the_update_docs_command_finds_every_table_current(capsys):
 
     main(["update-docs"])
     assert capsys.readouterr().out.strip() == "0 docs rewritten"
+
+
+# -- the notebooks: their summaries say what the results files say, their runtimes what the last run took
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def summary(notebook: str) -> str:
+    """The markdown cell of a notebook that starts with '## Summary'."""
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    found = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## Summary")]
+    assert len(found) == 1, f"{notebook}: expected one '## Summary' cell, found {len(found)}"
+    return found[0]
+
+
+def _claims_notebooks():
+    var, raster, stopped = M("var_cifar10"), M("raster_cifar10"), M("raster_cifar10_best")
+    pn, pn64 = patch_nums(), patch_nums("imagenette64")
+    grid = report.sampling_grid()
+    gpu = {(r["resolution"], r["batch"]): r for r in M("bench_generation")["rows"] if r["device"] == "cuda"}
+
+    def guidance():
+        v0, r0 = var["sweep"][0], raster["sweep"][0]
+        assert v0["cfg"] == r0["cfg"] == 0 and r0["fid_cls"] < v0["fid_cls"]  # "slightly better" without guidance
+        return r0["fid_cls"], v0["fid_cls"], var["best_fid_cls"], raster["best_fid_cls"]
+
+    def ties():
+        assert abs(stopped["best_fid_cls"] / var["best_fid_cls"] - 1) < 0.02  # "ties"
+        return stopped["best_fid_cls"], var["best_fid_cls"]
+
+    def ahead():
+        best = {m: min(g["best"][1] for (k, _), g in grid.items() if k == m) for m in ("var", "raster@best")}
+        assert best["raster@best"] < best["var"]  # "ahead"
+        return best["raster@best"], best["var"]
+
+    def agreement():
+        assert abs(var["best_class_agreement"] - var["classifier_test_accuracy"]) < 0.02  # "close to"
+        return var["best_class_agreement"], var["classifier_test_accuracy"]
+
+    def one_image():
+        return gpu[32, 1]["speedup_next_scale_over_next_token"], gpu[64, 1]["speedup_next_scale_over_next_token"]
+
+    def batches():
+        for size in (32, 64):
+            assert gpu[size, 64]["speedup_next_scale_over_next_token"] < gpu[size, 1]["speedup_next_scale_over_next_token"]
+        return 64, gpu[32, 64]["speedup_next_scale_over_next_token"], gpu[64, 64]["speedup_next_scale_over_next_token"]
+
+    def cpu_smaller():
+        cpu = [r for r in M("bench_generation")["rows"] if r["device"] == "cpu"]
+        assert cpu and all(r["speedup_next_scale_over_next_token"] < gpu[r["resolution"], 1]["speedup_next_scale_over_next_token"]
+                           for r in cpu)
+        return ()
+
+    nb06 = "06_sampling"
+    return [
+        Claim(nb06, "Sampling VAR takes $K = {}$ forward passes", lambda: len(pn)),
+        Claim(nb06, "whose ramp runs over {} tokens", lambda: pn[-1] ** 2),
+        Claim(nb06, "better (FID_cls {:.1f} against {:.1f}); with it VAR reaches {:.1f}, and the raster model trained "
+                    "for the same time {:.1f}", guidance),
+        Claim(nb06, "stopped early it ties VAR ({:.1f} against {:.1f})", ties),
+        Claim(nb06, "on a wider grid it is ahead ({:.1f} against VAR's best of {:.1f})", ahead),
+        Claim(nb06, "VAR's class agreement at its best `cfg` ({:.1%}) is close to the classifier's own accuracy on real "
+                    "images ({:.1%})", agreement),
+        Claim(nb06, "next-scale needs {} sequential steps where next-token needs {} ({} against {} at 64 px)",
+              lambda: (len(pn), pn[-1] ** 2, len(pn64), pn64[-1] ** 2)),
+        Claim(nb06, "for one image, VAR was {:.1f}× faster at 32 px and {:.1f}× at 64 px", one_image),
+        Claim(nb06, "for batches of {} images, where its steps carry whole token maps, {:.1f}× and {:.1f}×", batches),
+        Claim(nb06, "On a CPU the lead is smaller still.", checked(cpu_smaller)),
+    ]
+
+
+NOTEBOOK_CLAIMS = _claims_notebooks()
+# Numbers in a summary that are not measurements, by notebook (None: every notebook)
+NOTEBOOK_STRUCTURAL = [
+    Structural(None, r"(?<![\w.])0\d(?!\w)", "the next notebook's number"),
+    Structural(None, r"pn_k\^2", "the size of a token map, pn_k squared"),
+    Structural("06_sampling", r"from 0 at", "t = 0, the definition of the ramp"),
+]
+CHECKED_SUMMARIES = ("06_sampling",)  # the notebooks whose every summary number is accounted for
+
+
+@pytest.mark.parametrize("claim", NOTEBOOK_CLAIMS, ids=lambda c: f"{c.doc}: {c.text[:50]}")
+def test_the_claim_reads_in_the_notebook_summary(claim):
+    rendered = claim.rendered()
+    assert find_all(summary(claim.doc), rendered), f"the summary of notebook {claim.doc} should say: {rendered}"
+
+
+@pytest.mark.parametrize("notebook", CHECKED_SUMMARIES)
+def test_every_number_in_a_notebook_summary_is_accounted_for(notebook):
+    body = summary(notebook)
+    covered = [span for c in NOTEBOOK_CLAIMS if c.doc == notebook for span in find_all(body, c.rendered())]
+    covered += [m.span() for s in NOTEBOOK_STRUCTURAL if s.doc in (None, notebook)
+                for m in _structural(s.pattern).finditer(body)]
+    loose = [(a, n) for a, b, n in numbers(body) if not inside(a, covered)]
+    where = [f"{n!r} in '…{body[max(0, a - 50):a + 30]}…'".replace("\n", " ") for a, n in loose]
+    assert not loose, (f"the summary of {notebook}: numbers no claim accounts for (add to NOTEBOOK_CLAIMS or "
+                       "NOTEBOOK_STRUCTURAL):\n" + "\n".join(where))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_runtime_cell_states_the_stored_run(notebook):
+    seconds = stored_seconds(notebook)
+    assert seconds <= MAX_SECONDS, f"{notebook.name} ran for {seconds:.0f} s in quick mode: at most {MAX_SECONDS} s"
+    lead = f"**Runtime:** {runtime_text(seconds)} on a 2-core CPU"
+    assert runtime_cell(notebook).startswith(lead), \
+        f"{notebook.name}: its stored run took {seconds:.0f} s; the **Runtime:** cell must start '{lead}' " \
+        "(run `python tests/docs_check.py`)"
+
+
+def test_the_readme_states_the_stored_runtimes():
+    rows = {m.group(2): m.group(3).strip() for m in README_ROW.finditer(text("README.md"))}
+    assert sorted(rows) == [p.stem for p in NOTEBOOKS]
+    for notebook in NOTEBOOKS:
+        assert rows[notebook.stem] == runtime_text(stored_seconds(notebook)), \
+            f"README.md: {notebook.stem} runs in '{rows[notebook.stem]}'? its stored run took " \
+            f"{stored_seconds(notebook):.0f} s (run `python tests/docs_check.py`)"

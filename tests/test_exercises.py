@@ -3,8 +3,10 @@
 * generated: regenerating them changes no byte; the check cells are locked, the solutions gone;
 * as released, nbval fails in the exercise and check cells, and in no other cell;
 * filled in with the solutions, nbval passes;
-* a wrong answer that runs fails its check: for every exercise, one such mutation of its solution
-  is run in the notebook's kernel, and the check prints something other than the expected output.
+* a wrong answer that runs fails its check: for every exercise, mutations of its solution (the
+  usual mistakes, and answers right only for the default schedule or the first scales) are run in
+  the notebook's kernel, and the check fails with CheckFailed at the comparison each names, showing
+  the student's value and the expected one; answers equal in algebra but written otherwise pass.
 
 The notebook runs go through a real kernel (nbval in a subprocess, or one kernel session per
 notebook for the mutations), each notebook in quick mode, as a student on a CPU runs it.
@@ -30,41 +32,103 @@ SANITIZE = ROOT / "notebooks" / "sanitize.cfg"
 EXERCISES = ex.all_exercises()
 NOTEBOOKS = sorted({e.notebook for e in EXERCISES})
 
-# (notebook, exercise id, text of its solution, a wrong replacement that still runs)
+# Wrong answers that still run: (notebook, exercise id, text of its solution, the wrong replacement,
+# the comparison that must fail first, a regex of the check's name for it). Each one must fail its own
+# check with CheckFailed, at that comparison: a check that caught it only by accident, at a later line
+# or in a later cell, would not tell the student what is wrong.
 MUTATIONS = [
     ("01_vqvae", "nearest_code",  # the farthest code
-     "return distances.argmin(dim=1)", "return distances.argmax(dim=1)"),
+     "return distances.argmin(dim=1)", "return distances.argmax(dim=1)", r"^the 6 points$"),
+    ("01_vqvae", "nearest_code",  # the L1 distance instead of the squared L2 one
+     "distances = ((z[:, None, :] - E[None, :, :]) ** 2).sum(-1)",
+     "distances = (z[:, None, :] - E[None, :, :]).abs().sum(-1)", r"points|vectors"),
     ("01_vqvae", "vq_loss",  # the stop-gradient on the wrong side: the same value, the gradient to the encoder
-     "codebook_term = F.mse_loss(f_hat, f.detach())", "codebook_term = F.mse_loss(f_hat.detach(), f)"),
+     "codebook_term = F.mse_loss(f_hat, f.detach())", "codebook_term = F.mse_loss(f_hat.detach(), f)",
+     r"^where the codebook term's gradient goes"),
+    ("01_vqvae", "vq_loss",  # beta hard-coded: right for the shipped 0.25 only
+     "commitment_term = beta * F.mse_loss(", "commitment_term = 0.25 * F.mse_loss(", r"beta 0\.5$"),
     ("02_multiscale_quantizer", "scale_blocks",  # off by one: every block ends one position too late
-     "blocks.append((start, start + pn * pn - 1))", "blocks.append((start, start + pn * pn))"),
-    ("02_multiscale_quantizer", "residual_step",  # bilinear instead of bicubic up-sampling
-     'size=(H, H), mode="bicubic")', 'size=(H, H), mode="bilinear")'),
+     "blocks.append((start, start + pn * pn - 1))", "blocks.append((start, start + pn * pn))",
+     r"^cifar10: the blocks"),
+    ("02_multiscale_quantizer", "scale_blocks",  # CIFAR's token count hard-coded
+     "return blocks, start", "return blocks, 130", r"^imagenette64: L$"),
+    ("02_multiscale_quantizer", "residual_step",  # bilinear instead of bicubic up-sampling (the same for a 1x1 map)
+     'size=(H, H), mode="bicubic")', 'size=(H, H), mode="bilinear")', r"^cifar10 \(shipped\), scale 2: h_2$"),
+    ("02_multiscale_quantizer", "residual_step",  # always the first phi: right for the first two scales only
+     "conv = q.phi.phis[q.phi.index_for(k, K)]", "conv = q.phi.phis[0]", r"^cifar10 \(shipped\), scale [3-6]: h_"),
+    ("02_multiscale_quantizer", "residual_step",  # CIFAR's latent size hard-coded
+     'size=(H, H), mode="bicubic")', 'size=(8, 8), mode="bicubic")', r"^64 px schedule \(random weights\), scale 1: h_1$"),
     ("02_multiscale_quantizer", "decode_first_k",  # phi forgotten: the plain up-sampled codes
-     "f_hat = f_hat + q.phi(z, j, K)", "f_hat = f_hat + z"),
+     "f_hat = f_hat + q.phi(z, j, K)", "f_hat = f_hat + z", r"^cifar10, f_hat from r_1..r_1$"),
+    ("02_multiscale_quantizer", "decode_first_k",  # phi assigned as for CIFAR's six scales, whatever K
+     "f_hat = f_hat + q.phi(z, j, K)", "f_hat = f_hat + q.phi(z, j, 6)", r"^64 px schedule, f_hat from r_1..r_\d+$"),
     ("02_multiscale_quantizer", "teacher_forcing",  # scale k's own contribution instead of the cumulative f_hat
-     "f_hat_k = q.decode(tokens[:k])", "f_hat_k = q.up_phi(q.embed(tokens[k - 1]), k - 1)"),
+     "f_hat_k = q.decode(tokens[:k])", "f_hat_k = q.up_phi(q.embed(tokens[k - 1]), k - 1)",
+     r"^cifar10: the teacher-forcing input$"),
+    ("02_multiscale_quantizer", "teacher_forcing",  # CIFAR's six scales hard-coded
+     "for k in range(1, q.K):", "for k in range(1, 6):", r"^64 px schedule \(random weights\)"),
     ("03_next_token_vs_next_scale", "attention_masks",  # off by one: a token no longer sees its own scale
-     "block_causal = scale[None, :] <= scale[:, None]", "block_causal = scale[None, :] < scale[:, None]"),
+     "block_causal = scale[None, :] <= scale[:, None]", "block_causal = scale[None, :] < scale[:, None]",
+     r"^cifar10: the block-causal mask$"),
+    ("03_next_token_vs_next_scale", "attention_masks",  # CIFAR's 64 raster positions hard-coded
+     "position = torch.arange(patch_nums[-1] ** 2)", "position = torch.arange(64)", r"^imagenette64: the causal mask$"),
     ("04_transformer", "adaln",  # the scale multiplies instead of modulating around 1
-     "layer_norm(x) * (1 + scale1) + shift1", "layer_norm(x) * scale1 + shift1"),
+     "layer_norm(x) * (1 + scale1) + shift1", "layer_norm(x) * scale1 + shift1", r"^the block's output"),
+    ("04_transformer", "adaln",  # the six vectors taken in the wrong order
+     "gamma1, gamma2, scale1, scale2, shift1, shift2 = ada", "scale1, scale2, gamma1, gamma2, shift1, shift2 = ada",
+     r"^the block's output"),
     ("04_transformer", "kv_cache",  # off by one: position i fed input row i instead of row i - 1
-     "x_BLCv[:, start - 1:start - 1 + pn * pn]", "x_BLCv[:, start:start + pn * pn]"),
+     "x_BLCv[:, start - 1:start - 1 + pn * pn]", "x_BLCv[:, start:start + pn * pn]",
+     r"^(at init|randomised): the logits, scale by scale$"),
+    ("04_transformer", "kv_cache",  # the cache length before the step instead of after it
+     "            lengths.append(m.cache_len)", "            lengths.append(start)",
+     r"^at init: the cache length after each step$"),
     ("05_training", "lr_schedule",  # off by one: the first warm-up step has learning rate 0
-     "base_lr * (step + 1) / warmup", "base_lr * step / warmup"),
+     "base_lr * (step + 1) / warmup", "base_lr * step / warmup", r"^schedule \(total 5525,"),
+    ("05_training", "lr_schedule",  # the cosine counted from step 0, not from the end of the warm-up
+     "t = min(1.0, (step - warmup) / max(1, total - warmup))", "t = min(1.0, step / max(1, total))",
+     r"^schedule \(total 5525,"),
     ("05_training", "token_loss",  # next-token habit: logits of position i scored against token i + 1
      'F.cross_entropy(logits.transpose(1, 2), idx_BL, reduction="none")',
-     'F.cross_entropy(logits[:, :-1].transpose(1, 2), idx_BL[:, 1:], reduction="none")'),
+     'F.cross_entropy(logits[:, :-1].transpose(1, 2), idx_BL[:, 1:], reduction="none")',
+     r"^the loss of every token"),
     ("06_sampling", "cfg",  # CFG without the ramp: the full strength at every scale
-     "t = cfg * k / (K - 1) if K > 1 else cfg", "t = cfg"),
+     "t = cfg * (k - 1) / (K - 1) if K > 1 else cfg", "t = cfg", r"^K = 6, cfg = 16, scale 1$"),
+    ("06_sampling", "cfg",  # K hard-coded: right for CIFAR's six scales only
+     "t = cfg * (k - 1) / (K - 1) if K > 1 else cfg", "t = cfg * (k - 1) / 5 if K > 1 else cfg",
+     r"^K = 10, cfg = 16, scale 2$"),
+    ("06_sampling", "cfg",  # scales counted from 0: the ramp one scale ahead
+     "t = cfg * (k - 1) / (K - 1) if K > 1 else cfg", "t = cfg * k / (K - 1) if K > 1 else cfg",
+     r"^K = 6, cfg = 16, scale 1$"),
     ("06_sampling", "top_k_top_p",  # top-k keeps k + 1 tokens
-     "logits.topk(top_k, dim=-1)", "logits.topk(top_k + 1, dim=-1)"),
+     "logits.topk(top_k, dim=-1)", "logits.topk(top_k + 1, dim=-1)", r"^r_2, top_k 50, top_p 1, T 0\.5$"),
     ("06_sampling", "sampling_loop",  # the next input from the last scale alone, not the cumulative f_hat
-     "f_hat = h if f_hat is None else f_hat + h", "f_hat = h"),
+     "f_hat = h if f_hat is None else f_hat + h", "f_hat = h", r"^the shipped VAR, cfg 4: r_[3-6]$"),
+    ("06_sampling", "sampling_loop",  # guidance without the ramp
+     "cfg_ramp(cfg, step, K)", "cfg", r"^the shipped VAR, cfg 4: r_1$"),
     ("07_editing", "token_masks",  # nearest instead of area resizing: the centre pixel of each cell decides
-     'mode="area"', 'mode="nearest"'),
+     'mode="area"', 'mode="nearest"', r"^cifar10, inpaint_centre$"),
+    ("07_editing", "token_masks",  # at least half inside instead of more than half
+     ")[0, 0] > threshold", ")[0, 0] >= threshold", r"^cifar10, inpaint_centre$"),
     ("07_editing", "keep_outside",  # the arguments of where swapped: the outside regenerated, the hole kept
-     "torch.where(edit[k], r_k, own[k])", "torch.where(edit[k], own[k], r_k)"),
+     "torch.where(edit[k], r_k, own[k])", "torch.where(edit[k], own[k], r_k)",
+     r"^in-painting the centre quarter: the edited images$"),
+]
+
+# Right answers in another form than the solution's, which every check must accept: (notebook,
+# exercise id, text of its solution, an algebraically equal replacement).
+EQUIVALENTS = [
+    ("01_vqvae", "vq_loss", "codebook_term = F.mse_loss(f_hat, f.detach())",
+     "codebook_term = ((f.detach() - f_hat) ** 2).sum() / f.numel()"),
+    ("02_multiscale_quantizer", "residual_step", 'rest = F.interpolate(residual, size=(pn, pn), mode="area")',
+     "rest = F.adaptive_avg_pool2d(residual, pn)"),
+    ("02_multiscale_quantizer", "decode_first_k", "for j, r_j in enumerate(tokens[:k]):",
+     "for j, r_j in reversed(list(enumerate(tokens[:k]))):"),
+    ("04_transformer", "adaln", "layer_norm(x) * (1 + scale1) + shift1",
+     "(layer_norm(x) + layer_norm(x) * scale1 + shift1)"),
+    ("05_training", "lr_schedule", "return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))",
+     "return min_ratio * base_lr + (base_lr - min_ratio * base_lr) * (1 + math.cos(math.pi * t)) / 2"),
+    ("06_sampling", "cfg", "return (1 + t) * cond - t * uncond", "return uncond + (1 + t) * (cond - uncond)"),
 ]
 
 
@@ -288,23 +352,34 @@ def sanitizer():
     return clean
 
 
+def _solution_text(notebook: str, id_: str) -> str:
+    (e,) = [e for e in exercises_of(notebook) if e.id == id_]
+    return e.source.split(ex.BEGIN, 1)[1].split(ex.END, 1)[0]
+
+
 def test_every_exercise_has_a_mutation_that_changes_its_solution():
-    assert sorted((n, i) for n, i, _, _ in MUTATIONS) == sorted((e.notebook, e.id) for e in EXERCISES)
-    for notebook, id_, old, new in MUTATIONS:
-        (e,) = [e for e in exercises_of(notebook) if e.id == id_]
-        solution = e.source.split(ex.BEGIN, 1)[1].split(ex.END, 1)[0]
-        assert solution.count(old) == 1 and old != new, (notebook, id_, old)
+    assert {(m[0], m[1]) for m in MUTATIONS} == {(e.notebook, e.id) for e in EXERCISES}
+    for notebook, id_, old, new, *_ in MUTATIONS + EQUIVALENTS:
+        assert _solution_text(notebook, id_).count(old) == 1 and old != new, (notebook, id_, old)
+
+
+def first_failure(errors: list[str]) -> str | None:
+    """The name of the first failed comparison, from a check's CheckFailed error (None: another error)."""
+    if len(errors) != 1 or not errors[0].startswith("CheckFailed: "):
+        return None
+    return errors[0].split("\n", 1)[0].split("; the first: ", 1)[1]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_a_wrong_answer_that_runs_fails_its_check(notebook):
     """One kernel per notebook runs its cells in order; at each exercise, first every mutation of the
-    solution and the check (whose printed text must differ from the expected output), then the true
-    solution and the check (whose printed text must be the expected output)."""
+    solution and the check, which must fail with CheckFailed at the comparison the mutation names,
+    and whose message shows the student's value and the expected one; then every equivalent answer
+    and the check, which must pass; then the true solution and the check, whose printed text must be
+    the expected output."""
     nb, clean = solved(notebook), sanitizer()
     exercises = {e.solution_cell + ex.HEADER_CELLS: e for e in exercises_of(notebook)}
     checks = {e.check_cell + ex.HEADER_CELLS for e in exercises.values()}
-    mutations = {id_: (old, new) for n, id_, old, new in MUTATIONS if n == notebook}
     kernel = Kernel(EXERCISE_DIR, environment(None))
     try:
         for i, cell in enumerate(nb.cells[: max(checks) + 1]):
@@ -314,13 +389,24 @@ def test_a_wrong_answer_that_runs_fails_its_check(notebook):
                 e = exercises[i]
                 check = nb.cells[e.check_cell + ex.HEADER_CELLS]
                 expected = clean("".join(o.text for o in check.outputs if o.get("name") == "stdout"))
-                assert e.id in mutations, f"{notebook}: add a wrong answer for exercise {e.id} to MUTATIONS"
-                old, new = mutations[e.id]
-                status, _, errors = kernel.run(cell.source.replace(old, new))
-                assert status == "ok", f"the mutation of {e.id} does not even run: {errors}"
-                _, printed, _ = kernel.run(check.source)
-                assert printed.strip(), f"{notebook}: the check of {e.id} prints nothing for a wrong answer"
-                assert clean(printed) != expected, f"{notebook}: the check of {e.id} passes a wrong answer"
+                mutations = [m[2:] for m in MUTATIONS if m[:2] == (notebook, e.id)]
+                assert mutations, f"{notebook}: add a wrong answer for exercise {e.id} to MUTATIONS"
+                for old, new, reason in mutations:
+                    status, _, errors = kernel.run(cell.source.replace(old, new))
+                    assert status == "ok", f"the mutation {new!r} of {e.id} does not even run: {errors}"
+                    status, printed, errors = kernel.run(check.source)
+                    assert status == "error", f"{notebook}: the check of {e.id} passes the wrong answer {new!r}"
+                    failed = first_failure(errors)
+                    assert failed is not None, f"{notebook}, {e.id}, {new!r}: the check fails, but not by its verdict: {errors}"
+                    assert re.search(reason, failed), \
+                        f"{notebook}, {e.id}, {new!r}: the check's first failure is {failed!r}, not {reason!r}"
+                    assert "your code gives" in errors[0] and "expected" in errors[0], errors[0]
+                    assert printed.strip(), f"{notebook}: the check of {e.id} prints nothing for a wrong answer"
+                for old, new in [m[2:] for m in EQUIVALENTS if m[:2] == (notebook, e.id)]:
+                    for source in (cell.source.replace(old, new), check.source):
+                        status, printed, errors = kernel.run(source)
+                        assert status == "ok", f"{notebook}, {e.id}: the right answer {new!r} fails: {errors}"
+                    assert clean(printed) == expected, f"{notebook}, {e.id}, {new!r}: the check prints other text"
                 for source in (cell.source, check.source):
                     status, printed, errors = kernel.run(source)
                     assert status == "ok", f"{notebook}, {e.id}: {errors}"
@@ -330,3 +416,24 @@ def test_a_wrong_answer_that_runs_fails_its_check(notebook):
                 assert status == "ok", f"{notebook}, cell {i}: {errors}"
     finally:
         kernel.close()
+
+
+def test_a_failing_check_names_the_comparison_and_shows_both_values():
+    import torch
+
+    check = ex.Check("cfg")
+    assert check.compare("equal forms", torch.tensor([1.0 + 2e-7, 5.0]), torch.tensor([1.0, 5.0]))
+    assert not check.compare("K = 10, scale 3", torch.tensor([1.5, 2.0]), torch.tensor([1.0, 2.0]))
+    assert not check.compare("a shape", torch.zeros(2), torch.zeros(3))
+    assert check.compare("-inf at the same places", torch.tensor([float("-inf"), 1.0]), torch.tensor([float("-inf"), 1.0]))
+    assert not check.compare("-inf elsewhere", torch.tensor([1.0, float("-inf")]), torch.tensor([float("-inf"), 1.0]))
+    assert not check.compare("tokens", torch.tensor([1, 2]), torch.tensor([1, 3]))
+    with pytest.raises(ex.CheckFailed) as failed:
+        check.verdict()
+    message = str(failed.value)
+    assert message.split("\n")[0].endswith("the first: K = 10, scale 3")
+    assert "your code gives  tensor (2,) float32 [1.5, 2.0]" in message and "expected         tensor (2,) float32 [1.0, 2.0]" in message
+    # the tolerance follows the dtype and the magnitude: 64 ulps of the largest value
+    assert ex.same(torch.tensor([1000.0 + 0.005]), torch.tensor([1000.0]))
+    assert not ex.same(torch.tensor([1.0 + 1e-4]), torch.tensor([1.0]))
+    assert not ex.same(torch.tensor([1.0 + 1e-12], dtype=torch.float64) + 1e-13, torch.tensor([1.0], dtype=torch.float64) + 1e-11)

@@ -14,7 +14,7 @@ compares (``# NBVAL_CHECK_OUTPUT``):
     # NBVAL_CHECK_OUTPUT                                               <- the check cell: compares
     ...                                                                   with the package, prints
                                                                           what the right answer prints,
-                                                                          then asserts it
+                                                                          then gives its verdict (Check)
 
 ``make_exercises`` writes, for every solution notebook that has exercises, a copy to
 ``notebooks/exercises/`` in which each solution becomes ``# YOUR CODE HERE`` +
@@ -25,6 +25,11 @@ false; a comment under the marker names the exercise). Two cells go in front: ho
 how to check, and a line pointing the set-up cell at the repository root. Unchecked outputs
 (figures, timings) are dropped: the student makes them by running the notebook. The JSON is
 deterministic, so regenerating changes no file.
+
+A check cell judges with ``Check`` (bottom of this file): every comparison with the package is
+named, floats are compared within a tolerance derived from their dtype and magnitude (so that
+every algebraically equal answer passes), and a failing check raises ``CheckFailed`` with, for
+each comparison that failed, what the student's code gave and what was expected.
 
 For grading, ``graded_copy`` puts only the exercise cells of a submitted notebook into the
 released one, so that the checks and their expected outputs are the release's, whatever the
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import torch
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -316,3 +322,97 @@ def fill_in_answers(submissions, out_dir: Path, released_dir: Path = NOTEBOOKS_D
         if verbose:
             print(f"{target}: {path}'s exercise cells in the released {released.name}")
     return written
+
+
+# -- what a check cell uses -----------------------------------------------------------------------
+ULPS = 64  # the default tolerance: 64 units in the last place of the largest value compared
+
+
+def tolerance(want: torch.Tensor, ulps: float = ULPS) -> float:
+    """How far a right answer may lie from the package's value, element by element: `ulps` units in
+    the last place (eps of the dtype) of the largest |value| of `want` (at least 1). Two formulas
+    that are equal in algebra round differently: uncond + (1 + t)(cond - uncond) and
+    (1 + t) cond - t uncond differ by a few ulps of their largest term, 7.6e-6 for logits of size
+    about 10 in float32 (eps 1.2e-7). A computation of many steps (convolutions, a transformer)
+    accumulates more rounding, and its check passes a larger `ulps`."""
+    finite = want[torch.isfinite(want)]
+    largest = finite.abs().max().item() if finite.numel() else 0.0
+    return ulps * torch.finfo(want.dtype).eps * max(1.0, largest)
+
+
+def same(mine, want, ulps: float = ULPS) -> bool:
+    """Whether the student's value equals the package's: tensors of the same shape, integer and bool
+    tensors exactly, floats within tolerance(want, ulps) (infinities must sit at the same places);
+    lists and tuples element by element; anything else with ==."""
+    if isinstance(want, (list, tuple)):
+        return (isinstance(mine, (list, tuple)) and len(mine) == len(want)
+                and all(same(a, b, ulps) for a, b in zip(mine, want)))
+    if not isinstance(want, torch.Tensor):
+        return bool(mine == want)
+    if not isinstance(mine, torch.Tensor) or mine.shape != want.shape:
+        return False
+    if not want.is_floating_point():
+        return torch.equal(mine.to(want.dtype), want)
+    mine = mine.to(want.dtype)
+    inf_mine, inf_want = ~torch.isfinite(mine), ~torch.isfinite(want)
+    if not torch.equal(inf_mine, inf_want) or not torch.equal(mine[inf_mine], want[inf_want]):
+        return False
+    return bool(((mine - want)[~inf_want].abs() <= tolerance(want, ulps)).all())
+
+
+def describe(x, limit: int = 8) -> str:
+    """A short text of a value for a failure message: a tensor's shape, dtype and first values."""
+    if isinstance(x, torch.Tensor):
+        values = x.detach().flatten()[:limit].tolist()
+        values = [round(v, 5) if isinstance(v, float) else v for v in values]
+        more = ", ..." if x.numel() > limit else ""
+        return f"tensor {tuple(x.shape)} {str(x.dtype).removeprefix('torch.')} [{str(values)[1:-1]}{more}]"
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], torch.Tensor):
+        return "[" + ", ".join(describe(v, limit=3) for v in x[:4]) + (", ..." if len(x) > 4 else "") + "]"
+    text = repr(x)
+    return text if len(text) <= 300 else text[:300] + " ..."
+
+
+class CheckFailed(AssertionError):
+    """A check cell's verdict: which comparisons failed, what the student's code gave, what was expected."""
+
+
+class Check:
+    """The comparisons of one check cell with the package. Each ``compare`` (or ``expect``) is named
+    by what it compares ("guided logits, K = 10, scale 3"); ``verdict`` at the end of the cell raises
+    CheckFailed, whose message lists every failed comparison, first the first, with both values:
+
+        check = Check("cfg")
+        ok = check.compare("K = 10, scale 3", mine, want)     # True or False, printed by the cell
+        ...
+        check.verdict()
+    """
+
+    def __init__(self, exercise: str):
+        self.exercise, self.failed = exercise, []
+
+    def compare(self, what: str, mine, want, ulps: float = ULPS) -> bool:
+        """same(mine, want, ulps), remembered under its name when it fails."""
+        try:
+            ok = same(mine, want, ulps)
+        except Exception as error:  # a value of the wrong kind: a failed comparison, not a crash of the check
+            ok, mine = False, f"{describe(mine)} ({type(error).__name__}: {error})"
+        return self.expect(ok, what, mine, want)
+
+    def expect(self, ok: bool, what: str, mine="", want="") -> bool:
+        """A condition of the check's own (a gradient that must be None, a shape), named like a comparison."""
+        if not ok:
+            self.failed.append((what, mine, want))
+        return bool(ok)
+
+    def verdict(self) -> None:
+        if not self.failed:
+            return
+        lines = [f"exercise {self.exercise}: {len(self.failed)} comparison{'s' * (len(self.failed) > 1)} "
+                 f"with the package failed; the first: {self.failed[0][0]}"]
+        for what, mine, want in self.failed[:6]:
+            lines += [f"  {what}:", f"    your code gives  {mine if isinstance(mine, str) else describe(mine)}",
+                      f"    expected         {want if isinstance(want, str) else describe(want)}"]
+        if len(self.failed) > 6:
+            lines.append(f"  ... and {len(self.failed) - 6} more")
+        raise CheckFailed("\n".join(lines))

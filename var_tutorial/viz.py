@@ -359,7 +359,8 @@ def per_scale_curves_figure(history: list[dict], patch_nums, keys=("loss", "accu
             ax.text(0.99, hline[key][1], f" {hline[key][0]}", transform=ax.get_yaxis_transform(),
                     ha="right", va="bottom", fontsize=7, color="gray")
         ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # steps are whole numbers
+        ax.xaxis.set_major_locator(plt.MaxNLocator(nbins=4, integer=True, steps=[1, 2, 5, 10]))  # few whole-number steps: labels stay apart
+        ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))  # 2,000, not 2000
         ax.set_ylabel(f"{key} per scale")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=colours[k], label=f"r_{k + 1}: {pn}x{pn}") for k, pn in enumerate(patch_nums)]
