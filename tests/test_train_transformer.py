@@ -264,3 +264,33 @@ def test_keep_best_returns_the_weights_of_the_lowest_validation_loss(files, tmp_
     stopped, _ = run(files, "var", tmp_path / "stopped", steps=24, stop_after=16)  # the same schedule, 16 steps
     for (name, a), b in zip(model.state_dict().items(), stopped.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_holdout_validates_on_training_images_the_model_never_learns_from(files, tmp_path, monkeypatch):
+    """--holdout 8: the test split is never read, the 8 held-out images (unflipped) are the
+    validation tokens, and neither they nor their mirror images are in the training tokens."""
+    monkeypatch.setenv("VAR_TUTORIAL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
+    seen = {}
+    real_validate = transformer_loop.validate
+
+    def spy_validate(model, cfg, quantizer, tokens, *a, **k):
+        seen["val"] = tokens[0].cpu()
+        return real_validate(model, cfg, quantizer, tokens, *a, **k)
+
+    monkeypatch.setattr(transformer_loop, "validate", spy_validate)
+    main(["train", "--model", "var", "--preset", "tiny", "--tokenizer", str(files["var"]["tokenizer"]),
+          "--subset", "32", "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--holdout", "8",
+          "--name", "var_held", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "var.safetensors"),
+          "--device", "cpu"])
+    caches = sorted(p.name for p in (tmp_path / "data" / "cache").glob("tokens_toy_*.pt"))
+    assert len(caches) == 1 and "_train_" in caches[0]  # the test split was never tokenized
+    cache = torch.load(tmp_path / "data" / "cache" / caches[0], weights_only=True)["tokens"]
+    n = len(cache) // 2
+    held = {tuple(r) for r in seen["val"].tolist()}
+    assert len(seen["val"]) == 8 and held <= {tuple(r) for r in cache[:n].tolist()}
+    (train, _), (val, _) = transformer_loop.hold_out((cache, torch.zeros(len(cache))), 8)
+    assert torch.equal(val, seen["val"].to(val.dtype)) and len(train) == 2 * (n - 8)
+    record = json.loads((tmp_path / "results" / "train_var_held.json").read_text())
+    assert record["config"]["train"]["holdout"] == 8
+    assert [h["step"] for h in record["metrics"]["history"] if "val_loss" in h] == [2, 4]

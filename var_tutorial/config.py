@@ -41,7 +41,7 @@ def check_training_numbers(config) -> None:
     check_at_least(config, **{k: v for k, v in dict(
         steps=1, epochs=1, batch_size=1, warmup_steps=0, ckpt_every=1, log_every=1, eval_every=0,
         restart_every=0, seed=0, subset=0, weight_decay=0.0, min_lr_ratio=0.0, grad_clip=0.0,
-        label_smoothing=0.0, cutout=0, crop_pad=0).items() if k in fields})
+        label_smoothing=0.0, cutout=0, crop_pad=0, holdout=0).items() if k in fields})
     if not (isinstance(config.lr, (int, float)) and 0 < config.lr < math.inf):
         raise ValueError(f"lr={config.lr!r}: expected a learning rate > 0")
 
@@ -254,7 +254,8 @@ class TransformerTrainConfig(ConfigDict):
     grad_clip: float = 2.0
     ckpt_every: int = 2_000
     log_every: int = 100
-    eval_every: int = 1_000  # loss on the test split's tokens (no flips); 0 = never
+    eval_every: int = 1_000  # validation loss (held-out training images, else the test split); 0 = never
+    holdout: int = 0  # >0: this many training images (with their mirrors) are never learnt from, only validated on
     seed: int = 0
     subset: int = 0  # >0: `subset` images of each split only, spread over the classes (CPU quick mode)
     keep_best: bool = False  # return (and export) the weights of the lowest validation loss: early stopping

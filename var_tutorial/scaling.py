@@ -36,7 +36,7 @@ from .data import REPO_ROOT
 from .powerlaw import fit_power_law
 from .pretrained import load_tokenizer
 from .records import read_results, write_results
-from .train import setup_device, token_cache, train_transformer, validate
+from .train import hold_out, setup_device, token_cache, train_transformer, validate
 from .transformer import build_transformer, count_params, scale_index
 
 TOKENIZERS = {"var": "tokenizer_{dataset}", "raster": "vqvae_{dataset}"}  # which tokens each model learns
@@ -139,21 +139,6 @@ def seed_means(entries: list[dict]) -> list[dict]:
             mean[k] = sum(mean[f"{k}_seeds"]) / len(group)
         out.append(mean)
     return out
-
-
-def hold_out(tokens: tuple, images: int, seed: int = 0) -> tuple[tuple, tuple]:
-    """Split a training token cache (rows N..2N-1 mirror rows 0..N-1) into (train, validation):
-    a seeded random choice of `images` images leaves the training rows with its mirror images,
-    and the validation rows are those images unflipped. Random, not the last rows: the cache
-    follows the data set's order, which is sorted by class."""
-    idx, labels = tokens
-    n = len(idx) // 2
-    if not 0 < images < n:
-        raise ValueError(f"val_images={images}: expected between 1 and {n - 1} (the training set has {n} images)")
-    chosen = torch.zeros(n, dtype=torch.bool)
-    chosen[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]] = True
-    keep = (~chosen).repeat(2)  # an image and its mirror go together
-    return (idx[keep], labels[keep]), (idx[:n][chosen], labels[:n][chosen])
 
 
 def run_sweep(depths=(2, 3, 4, 5, 6, 8), raster_depths=(2, 3, 4), dataset: str = "cifar10", preset: str = "cifar10",

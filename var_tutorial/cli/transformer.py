@@ -84,8 +84,12 @@ def add_train(sub) -> None:
     m.add_argument("--out", default=None, help="checkpoint folder (default runs/<model>_<dataset>)")
     m.add_argument("--export", default=None, help="weights file to write (default data/pretrained/var_<dataset>."
                                                    "safetensors; runs/raster_<dataset>/ for raster)")
+    m.add_argument("--holdout", type=at_least(0), default=0,
+                   help="validate (and early-stop) on N training images held out of training, not on the test split")
     m.add_argument("--keep-best", action="store_true", help="export the weights of the lowest validation loss "
                    "(early stopping) instead of the last ones")
+    m.add_argument("--name", default=None, help="the run's name: runs/<name>/ and results/train_<name>.json "
+                   "(default <model>_<dataset>)")
     m.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     m.add_argument("--no-compile", action="store_true")
     add_device(m)
@@ -103,11 +107,11 @@ def cmd_train(args):
     check_image_size(dataset, tokenizer.cfg.image_size, tokenizer_file)
     tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, subset=args.subset,
-                                  keep_best=args.keep_best)
+                                  keep_best=args.keep_best, holdout=args.holdout)
     for key in ("warmup_steps", "log_every", "eval_every", "ckpt_every"):
         if getattr(args, key) is not None:
             setattr(tcfg, key, getattr(args, key))
-    name = f"{args.model}_{dataset}"
+    name = args.name or f"{args.model}_{dataset}"
     train_and_export_transformer(cfg, tcfg, tokenizer, name, Path(args.out or REPO_ROOT / "runs" / name),
                                  Path(args.export or default_transformer_file(args.model, dataset)),
                                  device=args.device, compile=False if args.no_compile else None,

@@ -44,6 +44,7 @@ from .tokenizer import train_tokenizer
 from .transformer import (
     empty_window,
     encode_tokens,
+    hold_out,
     per_scale_stats,
     summed_window,
     token_cache,
@@ -58,7 +59,7 @@ __all__ = [
     "save_checkpoint", "set_lr", "setup_device", "training_set",
     # the three loops
     "train_tokenizer",
-    "encode_tokens", "token_cache", "token_loss", "per_scale_stats", "empty_window", "summed_window", "validate",
+    "encode_tokens", "token_cache", "hold_out", "token_loss", "per_scale_stats", "empty_window", "summed_window", "validate",
     "train_transformer",
     "train_classifier",
 ]

@@ -82,6 +82,21 @@ def token_cache(tokenizer_file="tokenizer_cifar10", dataset: str = "cifar10", sp
     return tokens, labels
 
 
+def hold_out(tokens: tuple, images: int, seed: int = 0) -> tuple[tuple, tuple]:
+    """Split a training token cache (rows N..2N-1 mirror rows 0..N-1) into (train, validation):
+    a seeded random choice of `images` images leaves the training rows with its mirror images,
+    and the validation rows are those images unflipped. Random, not the last rows: the cache
+    follows the data set's order, which is sorted by class."""
+    idx, labels = tokens
+    n = len(idx) // 2
+    if not 0 < images < n:
+        raise ValueError(f"val_images={images}: expected between 1 and {n - 1} (the training set has {n} images)")
+    chosen = torch.zeros(n, dtype=torch.bool)
+    chosen[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]] = True
+    keep = (~chosen).repeat(2)  # an image and its mirror go together
+    return (idx[keep], labels[keep]), (idx[:n][chosen], labels[:n][chosen])
+
+
 def token_loss(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, label_B: torch.Tensor,
                bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross entropy of every token (B, L), and whether the most likely token was right (B, L).
@@ -156,7 +171,8 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
     the record of which tokenizer it was: the checkpoints and the token caches go by its sha256.
     tokens, val_tokens: (int tokens (N, L), labels (N,)) to learn and to validate on;
     by default the token caches of tcfg.dataset's train and test splits (only the first
-    half of the test cache, the unflipped images, is used). compile: None = on a GPU,
+    half of the test cache, the unflipped images, is used); with tcfg.holdout = n, n training
+    images (hold_out) validate instead, and the model never learns from them. compile: None = on a GPU,
     True / False, or the name of a torch.compile backend ("aot_eager" traces the model
     without generating code: the CPU test of the compiled path uses it).
     Checkpoints go to out_dir/ckpt.pt and record the tokenizer's config and sha256;
@@ -191,7 +207,9 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
     if tokens is None:
         with distributed.main_first():  # one process makes the cache files, the others read them
             tokens = token_cache(tcfg.tokenizer, tcfg.dataset, "train", tcfg.subset, device, progress=progress)
-            if tcfg.eval_every:
+            if tcfg.holdout:  # early stopping on training images the model never learns from
+                tokens, val_tokens = hold_out(tokens, tcfg.holdout)
+            elif tcfg.eval_every:
                 val = token_cache(tcfg.tokenizer, tcfg.dataset, "test", tcfg.subset, device, progress=progress)
                 val_tokens = tuple(t[: len(t) // 2] for t in val)  # the unflipped test images
     idx_all, labels_all = (t.to(device) for t in tokens)
