@@ -85,3 +85,31 @@ def test_crops_without_padding_leave_the_image_or_its_mirror():
     out = augment(x, torch.Generator().manual_seed(0), pad=0)
     for a, b in zip(x, out):
         assert torch.equal(a, b) or torch.equal(a.flip(-1), b)
+
+
+def test_the_second_judge_is_a_resnet18_built_and_named_apart(tmp_path, monkeypatch):
+    """--arch resnet18: torchvision's ResNet-18 with the small-image stem (a 16 px image keeps
+    its 16 px through the stem), 512 average-pooled features, its own results file and weights
+    name, and it round-trips through safetensors. The project's judge is unchanged."""
+    model = Classifier(ClassifierConfig(arch="resnet18", logit_scale=1.0))
+    n = sum(p.numel() for p in model.parameters())
+    assert 11.0e6 < n < 11.3e6 and model.feature_dim == 512
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())  # a different build: no max pool
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert model.net.conv1(x).shape == (2, 64, 16, 16) and model.features(x).shape == (2, 512)
+    assert model(x).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"width=32 with arch='resnet18'"):
+        ClassifierConfig(arch="resnet18", width=32)
+    with pytest.raises(ValueError, match=r"arch='vgg': expected 'resnet9'"):
+        ClassifierConfig(arch="vgg")
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    main(["train-classifier", "--arch", "resnet18", "--dataset", "toy", "--subset", "32", "--epochs", "1",
+          "--batch-size", "16", "--seed", "1", "--export", str(tmp_path / "judge2.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "train_classifier_resnet18_toy.json").read_text())
+    assert record["config"]["model"]["arch"] == "resnet18" and record["config"]["train"]["seed"] == 1
+    judge = load_classifier(tmp_path / "judge2.safetensors")
+    assert judge.cfg.arch == "resnet18" and judge.cfg.logit_scale == 1.0
+    images = training_set("toy", "test", 16, 8)[0]
+    assert features_and_logits(judge, images)[0].shape == (8, 512)
+    assert Classifier(ClassifierConfig.from_dict({"width": 64, "num_classes": 10, "logit_scale": 0.125})).cfg.arch \
+        == "resnet9"  # a config written before the second judge existed

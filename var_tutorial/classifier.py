@@ -27,7 +27,12 @@ The head's output is scaled by 0.125, as in Page's network: small logits at the 
 the label-smoothed loss from saturating early. At test time (features_and_logits) the
 logits are averaged over the image and its mirror image ("flip test-time augmentation").
 
-2.44 M parameters at w = 64 (4.9 MB in float16). Inputs are images in [-1, 1]
+2.44 M parameters at w = 64 (4.9 MB in float16).
+
+The second judge (``arch="resnet18"``) is torchvision's ResNet-18 with a small-image stem:
+deeper, with four stages, average instead of max pooling and 512 features; 11.2 M parameters,
+trained by the same recipe with its own seed. Where both judges rank two generators alike,
+the ranking is not a quirk of one network. Inputs are images in [-1, 1]
 (data.to_float); the network is fully convolutional, so the 16 px toy images of the
 tests go through it too.
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision
 
 from .config import ClassifierConfig
 from .data import to_float
@@ -56,10 +62,24 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+def resnet18_trunk(num_classes: int) -> tuple[nn.Module, nn.Linear]:
+    """torchvision's ResNet-18 with the usual stem for small images (a 3x3 stride-1 first
+    conv and no max pool, so a 32 px image is not shrunk to 8 px at once), split into the
+    trunk that ends in global average pooling (B, 512) and its linear head."""
+    net = torchvision.models.resnet18(num_classes=num_classes)
+    net.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    head, net.fc = net.fc, nn.Identity()
+    return net, head
+
+
 class Classifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig):
         super().__init__()
         self.cfg, w = cfg, cfg.width
+        if cfg.arch == "resnet18":  # the second judge
+            self.net, self.head = resnet18_trunk(cfg.num_classes)
+            return
         self.net = nn.Sequential(
             conv_bn(3, w),  # prep
             conv_bn(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w),  # layer1

@@ -303,11 +303,20 @@ def check_fits(tokenizer_cfg: TokenizerConfig, transformer_cfg: TransformerConfi
 # -- the evaluation classifier ----------------------------------------------------------------
 @dataclass
 class ClassifierConfig(ConfigDict):
-    width: int = 64  # w: channels of the first conv; the widest layer has 4w
+    """The judge. ``arch="resnet9"`` is the project's own network (classifier.py);
+    ``arch="resnet18"`` is torchvision's ResNet-18, the second judge: built differently, so
+    that a ranking of generators that both judges agree on is not an artifact of one network."""
+
+    width: int = 64  # w: channels of the first conv; the widest layer has 4w (resnet9 only)
     num_classes: int = 10
     logit_scale: float = 0.125  # the head's output is multiplied by this
+    arch: str = "resnet9"  # "resnet9" | "resnet18"
 
     def __post_init__(self):
+        if self.arch not in ("resnet9", "resnet18"):
+            raise ValueError(f"arch={self.arch!r}: expected 'resnet9' (the project's judge) or 'resnet18' (the second)")
+        if self.arch == "resnet18" and self.width != 64:
+            raise ValueError(f"width={self.width} with arch='resnet18': torchvision's ResNet-18 has a fixed width, 64")
         for name in ("width", "num_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")

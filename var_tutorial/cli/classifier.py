@@ -28,17 +28,19 @@ from .common import (
 
 
 def train_and_export_classifier(ccfg: ClassifierConfig, tcfg: ClassifierTrainConfig, export, device=None,
-                                compile: bool | None = None, minutes: float | None = None, results_folder=None):
+                                compile: bool | None = None, minutes: float | None = None, results_folder=None,
+                                name: str | None = None):
     """Train the classifier of tcfg.dataset, export its weights to `export` (its test accuracy in
-    the sidecar) and write results/train_classifier_<dataset>.json. Returns the trained model."""
+    the sidecar) and write results/train_<name>.json (default train_classifier_<dataset>).
+    Returns the trained model."""
     device = pick_device(device)
     n_params = count_params(Classifier(ccfg))
-    print(f"training the {tcfg.dataset} classifier: {n_params / 1e6:.2f} M parameters, on {device}")
+    print(f"training the {tcfg.dataset} classifier ({ccfg.arch}): {n_params / 1e6:.2f} M parameters, on {device}")
     (model, history, test), seconds = timed(train_classifier, ccfg, tcfg, device=device, compile=compile,
                                             minutes=minutes)
     path = export_run(model, export, "classifier", ccfg.to_dict(),
                       {f"{tcfg.dataset}_test": test, "train_seconds": round(seconds, 1)},
-                      f"train_classifier_{tcfg.dataset}", history, seconds, {"parameters": n_params, "test": test},
+                      f"train_{name or 'classifier_' + tcfg.dataset}", history, seconds, {"parameters": n_params, "test": test},
                       {"model": ccfg.to_dict(), "train": tcfg.to_dict()}, device, results_folder)
     print(f"test accuracy {test['accuracy']:.2%}; saved {export} ({megabytes(export)}) and {path} "
           f"after {seconds / 60:.1f} min")
@@ -53,6 +55,8 @@ def add_train_classifier(sub) -> None:
                    help="time budget: replaces --epochs by the steps that fit")
     c.add_argument("--batch-size", type=at_least(1), default=512)
     c.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=0.4)
+    c.add_argument("--arch", default="resnet9", choices=["resnet9", "resnet18"],
+                   help="resnet9: the project's judge; resnet18: torchvision's ResNet-18, the second judge")
     c.add_argument("--width", type=at_least(1), default=64, help="channels of the first conv (64: 2.4 M parameters)")
     c.add_argument("--crop-pad", type=at_least(0), default=None,
                    help="random crops of the image padded by N pixels (default: image size / 8)")
@@ -60,23 +64,28 @@ def add_train_classifier(sub) -> None:
                    help="side of the square cut out of each training image, 0: none (default: image size / 4)")
     c.add_argument("--seed", type=at_least(0), default=0)
     c.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
-    c.add_argument("--export", default=None, help="default data/pretrained/classifier_<dataset>.safetensors")
+    c.add_argument("--export", default=None, help="default data/pretrained/classifier_<dataset>.safetensors "
+                   "(classifier_resnet18_<dataset> for --arch resnet18)")
+    c.add_argument("--name", default=None, help="results/train_<name>.json (default classifier_<dataset>, "
+                   "classifier_resnet18_<dataset> for --arch resnet18)")
     c.add_argument("--no-compile", action="store_true")
     add_device(c)
     c.set_defaults(func=cmd_train_classifier)
 
 
 def cmd_train_classifier(args):
-    ccfg = ClassifierConfig(width=args.width)
+    # the ResNet-18's head is not scaled down: its averaged features are already small
+    ccfg = ClassifierConfig(width=args.width, arch=args.arch, logit_scale=0.125 if args.arch == "resnet9" else 1.0)
     # the augmentation grows with the image: crops padded by S/8 and a cutout square of side S/4
     size = get_info(args.dataset).image_size if args.dataset in DATASETS else 32
     tcfg = ClassifierTrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  seed=args.seed, subset=args.subset,
                                  crop_pad=size // 8 if args.crop_pad is None else args.crop_pad,
                                  cutout=size // 4 if args.cutout is None else args.cutout)
-    export = Path(args.export or PRETRAINED_DIR / f"classifier_{args.dataset}.safetensors")
+    name = args.name or ("classifier_" if args.arch == "resnet9" else "classifier_resnet18_") + args.dataset
+    export = Path(args.export or PRETRAINED_DIR / f"{name}.safetensors")
     train_and_export_classifier(ccfg, tcfg, export, device=args.device, compile=False if args.no_compile else None,
-                                minutes=args.minutes)
+                                minutes=args.minutes, name=name)
 
 
 def evaluate_transformer(kind: str, weights=None, tokenizer=None, classifier="classifier_cifar10",
