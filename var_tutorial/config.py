@@ -97,7 +97,7 @@ class TokenizerConfig(ConfigDict):
     patch_nums: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
     beta: float = 0.25  # commitment weight
     phi_ratio: float = 0.5  # phi(h) = (1 - ratio) * h + ratio * conv3x3(h)
-    phi_shared: int = 4  # number of phi convs shared across the K scales
+    phi_shared: int = 4  # number of phi convs shared across the K scales; 0: one per scale
 
     def __post_init__(self):
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
@@ -110,6 +110,9 @@ class TokenizerConfig(ConfigDict):
             )
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size={self.vocab_size}: expected at least 2 codes")
+        if isinstance(self.phi_shared, bool) or not isinstance(self.phi_shared, int) or self.phi_shared < 0:
+            raise ValueError(f"phi_shared={self.phi_shared!r}: expected the number of phi convs the scales share "
+                             "(4 in VAR), or 0 for one per scale")
         _check_schedule(self.patch_nums, self.latent_size)
         if self.quantizer == "single" and len(self.patch_nums) != 1:
             # the single-scale VQ-VAE has exactly one token map: the full latent grid
