@@ -196,13 +196,19 @@ class TransformerConfig(ConfigDict):
     mlp_ratio: float = 4.0
     class_dropout: float = 0.1  # probability of replacing a label by the null class in training
     qk_norm: bool = True  # VAR's attn_l2_norm: cosine attention with a learned per-head scale
-    dropout: float = 0.0
+    dropout: float = 0.0  # on the attention probabilities and the MLP's output
+    key_bias: bool = True  # a learned bias on the keys; the reference fixes it at 0 (False)
+    drop_path: float = 0.0  # stochastic depth of the last block (the reference's drop_path_rate), 0 at the first
 
     def __post_init__(self):
         self.patch_nums = tuple(int(p) for p in self.patch_nums)
         if self.kind not in ("var", "raster"):
             raise ValueError(f"kind={self.kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
         _check_schedule(self.patch_nums, self.patch_nums[-1] if self.patch_nums else 0)
+        if self.kind == "var" and self.patch_nums[0] != 1:
+            # the reference starts a larger first scale from pn_1^2 start tokens; we keep the one class token
+            raise ValueError(f"patch_nums={self.patch_nums!r}: VAR's first scale must be 1 (a 1x1 map predicted from "
+                             f"the class token alone), got {self.patch_nums[0]}x{self.patch_nums[0]}")
         if self.kind == "raster":
             self.patch_nums = (self.patch_nums[-1],)  # one token map: the full latent grid
         for name in ("vocab_size", "latent_channels", "num_classes", "depth", "width", "heads"):
@@ -214,7 +220,10 @@ class TransformerConfig(ConfigDict):
             raise ValueError(f"width={self.width}, heads={self.heads}: width must be a multiple of heads")
         if self.mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio={self.mlp_ratio}: expected a positive number (4 in GPT-2 and VAR)")
-        for name in ("class_dropout", "dropout"):
+        for name in ("qk_norm", "key_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
+        for name in ("class_dropout", "dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
 
