@@ -183,7 +183,9 @@ def tokenizer_preset(name: str, quantizer: str = "multiscale", **overrides) -> T
 # -- the transformers: VAR (next-scale) and the raster baseline (next-token) -----------------
 @dataclass
 class TransformerConfig(ConfigDict):
-    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
+    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token).
+    key_bias=False and drop_path > 0 (with dropout=0) are the reference implementation's choices;
+    docs/reference_differences.md names every difference from it and what it changes."""
 
     kind: str = "var"  # "var" | "raster"
     vocab_size: int = 4096  # V: must equal the tokenizer's
