@@ -229,6 +229,15 @@ def test_fast_sampler_draws_from_the_same_distribution(top_k, top_p, temperature
     assert torch.allclose(plain, fast, atol=1e-6, rtol=1e-4)  # with the same probabilities
 
 
+def test_on_ties_at_the_kth_logit_both_draws_keep_exactly_k_and_the_same_tokens():
+    logits = (3 * torch.randn(64, 4096, generator=seeded(1))).bfloat16().float()  # bf16 logits: ties are common
+    assert (logits == logits.topk(900).values[:, -1:]).sum(-1).gt(1).any()  # some rows tie at the 900th
+    plain, fast = sampled_probs(logits, 900), sampled_probs(logits, 900, fast=True)
+    assert (plain > 0).sum(-1).eq(900).all() and (fast > 0).sum(-1).eq(900).all()
+    assert torch.equal(plain > 0, fast > 0)  # both break the ties with torch.topk, on the same values
+    assert torch.allclose(plain, fast, atol=1e-6, rtol=1e-4)
+
+
 def test_top_candidates_on_a_hand_example():
     probs, order = top_candidates(torch.tensor([0.05, 0.5, 0.15, 0.3]).log(), top_k=3, top_p=0.7)
     assert order.tolist() == [1, 3, 2]  # most likely first; the 4th is cut by top-k

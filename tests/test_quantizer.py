@@ -89,6 +89,39 @@ def test_phi_sharing_follows_nearest_tick():
     assert [q.phi.index_for(k, 6) for k in range(6)] == want == [0, 0, 1, 2, 3, 3]
 
 
+# phi_shared = n, K scales -> the phi conv of every scale. The ticks spread over [0, 1] with a
+# margin of 1/(3n) for n = 4 and 1/(2n) for any other n (0: n = K, one per scale); scale k sits at
+# k/(K-1) and takes the nearest tick, the first of two equally near ones.
+#   n=6, K=3: ticks 1/12, 3/12, ..., 11/12; scale 2 sits at 1/2, as near 5/12 as 7/12: conv 2
+#   n=8, K=10: ticks (2i+1)/16; 1/9 -> 1/16, 2/9 -> 3/16, ..., 8/9 -> 15/16, 1 -> 15/16
+PHI_OF_EVERY_SCALE = [
+    (4, 6, [0, 0, 1, 2, 3, 3]),
+    (6, 3, [0, 2, 5]),
+    (8, 10, [0, 0, 1, 2, 3, 4, 5, 6, 7, 7]),
+    (3, 10, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]),
+    (1, 6, [0, 0, 0, 0, 0, 0]),
+    (0, 6, [0, 1, 2, 3, 4, 5]),
+    (0, 4, [0, 1, 2, 3]),
+]
+
+
+@pytest.mark.parametrize("n,K,want", PHI_OF_EVERY_SCALE)
+def test_phi_of_every_scale_as_the_reference_chooses_it(n, K, want):
+    q = MultiScaleQuantizer(16, 8, [1, 2, 3, 4, 5, 6, 8, 10, 13, 16][-K:], phi_shared=n)
+    assert len(q.phi.phis) == (n or K)
+    assert [q.phi.index_for(k, K) for k in range(K)] == want
+
+
+def test_one_phi_per_scale_encodes_and_decodes():
+    q = MultiScaleQuantizer(64, 8, (1, 2, 4), phi_shared=0).eval()
+    assert len(q.phi.phis) == 3
+    f = torch.randn(2, 8, 4, 4)
+    f_hat, tokens, _ = q(f)
+    torch.testing.assert_close(q.decode(tokens), f_hat, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="phi_shared=-1"):
+        tokenizer_preset("tiny", phi_shared=-1)
+
+
 def test_phi_mixes_half_and_half():
     q = make_quantizer()
     h = torch.randn(2, 8, 4, 4)

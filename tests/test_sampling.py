@@ -66,6 +66,14 @@ def test_top_k_keeps_exactly_k():
     assert top_k_top_p_filter(logits, top_k=0).isfinite().all()
 
 
+def test_top_k_on_ties_keeps_k_where_the_reference_keeps_every_tie():
+    logits = torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the 3rd largest, 1.0, is there four times
+    kept = top_k_top_p_filter(logits, top_k=3).isfinite()
+    assert kept.sum() == 3 and kept[:2].all() and not kept[6]  # 3, 2 and one of the 1s (torch.topk's choice)
+    reference = logits >= logits.topk(3).values[-1]  # the reference's rule: every logit >= the k-th stays
+    assert reference.tolist() == [True, True, True, True, True, True, False]  # 6 tokens, not 3
+
+
 def test_top_p_keeps_the_smallest_set_with_enough_mass():
     probs = torch.tensor([0.05, 0.5, 0.15, 0.3])  # sorted: 0.5, 0.3, 0.15, 0.05
     logits = probs.log()

@@ -199,6 +199,7 @@ def test_presets_and_config_round_trip():
 
 def test_raster_config_keeps_the_last_scale_only():
     assert TransformerConfig(kind="raster", patch_nums=(1, 2, 4)).patch_nums == (4,)
+    assert TransformerConfig(kind="raster", patch_nums=(2, 4)).patch_nums == (4,)  # no first scale to start
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -208,6 +209,9 @@ def test_raster_config_keeps_the_last_scale_only():
     (dict(class_dropout=1.0), "class_dropout=1.0"),
     (dict(vocab_size=1), "vocab_size=1"),
     (dict(depth=0), "depth=0"),
+    (dict(patch_nums=(2, 4)), r"patch_nums=\(2, 4\): VAR's first scale must be 1 .* got 2x2"),
+    (dict(drop_path=1.0), "drop_path=1.0"),
+    (dict(key_bias="off"), "key_bias='off'"),
 ])
 def test_config_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -233,3 +237,49 @@ def test_forward_errors(quantizer):
         raster(torch.tensor([0, 1]), torch.zeros(2, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="needs kind='var'"):
         VAR(transformer_preset("tiny", kind="raster"))
+
+
+# -- the reference's choices, as options ----------------------------------------------------
+def test_without_key_bias_the_keys_bias_is_held_at_zero(quantizer):
+    x = quantizer.teacher_forcing_input(random_tokens((1, 2, 4), 64))
+    labels = torch.tensor([0, 1])
+    model = randomize(VAR(transformer_preset("tiny", key_bias=False)))
+    C = model.cfg.width
+    out = model(labels, x)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.qkv.bias[C : 2 * C] += 1.0  # the keys' third: no effect
+    torch.testing.assert_close(model(labels, x), out)
+    model(labels, x).sum().backward()
+    assert all(block.attn.qkv.bias.grad[C : 2 * C].eq(0).all() for block in model.blocks)
+    assert not model.blocks[0].attn.qkv.bias.grad[:C].eq(0).all()  # the queries' and values' still learn
+    with_bias = VAR(transformer_preset("tiny"))
+    with_bias.load_state_dict(model.state_dict())  # the same weights file
+    assert not torch.allclose(with_bias.eval()(labels, x), out)  # with qk_norm, a key bias moves the cosines
+
+
+def test_drop_path_is_stochastic_depth_growing_with_depth(quantizer):
+    from torchvision.ops import stochastic_depth
+
+    cfg = transformer_preset("tiny", depth=3, drop_path=0.3)
+    model = randomize(VAR(cfg))
+    assert [round(1 - b.keep, 6) for b in model.blocks] == [0.0, 0.15, 0.3]  # linspace(0, drop_path, depth)
+    x = quantizer.teacher_forcing_input(random_tokens((1, 2, 4), 64, B=8))
+    plain = randomize(VAR(transformer_preset("tiny", depth=3)))
+    torch.testing.assert_close(model.eval()(torch.arange(8), x), plain(torch.arange(8), x))  # eval: no drop path
+    block, h = model.blocks[2].train(), torch.randn(8, 21, cfg.width)
+    cond = torch.randn(8, cfg.width)
+    torch.manual_seed(0)
+    got = block(h, cond, None)
+    torch.manual_seed(0)  # the same block, by hand, with torchvision's stochastic depth (dropout is 0)
+    g1, g2, s1, s2, b1, b2 = block.ada_lin(cond).view(8, 1, 6, -1).unbind(2)
+    want = h + stochastic_depth(block.attn(block.ln(h) * (1 + s1) + b1, None) * g1, 0.3, "row", True)
+    want = want + stochastic_depth(block.mlp(block.ln(want) * (1 + s2) + b2) * g2, 0.3, "row", True)
+    torch.testing.assert_close(got, want)
+
+
+def test_a_config_without_the_new_fields_loads_with_todays_behaviour():
+    d = transformer_preset("tiny").to_dict()
+    del d["key_bias"], d["drop_path"]
+    cfg = TransformerConfig.from_dict(d)
+    assert (cfg.key_bias, cfg.drop_path) == (True, 0.0)

@@ -97,7 +97,7 @@ class TokenizerConfig(ConfigDict):
     patch_nums: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
     beta: float = 0.25  # commitment weight
     phi_ratio: float = 0.5  # phi(h) = (1 - ratio) * h + ratio * conv3x3(h)
-    phi_shared: int = 4  # number of phi convs shared across the K scales
+    phi_shared: int = 4  # number of phi convs shared across the K scales; 0: one per scale
 
     def __post_init__(self):
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
@@ -110,6 +110,9 @@ class TokenizerConfig(ConfigDict):
             )
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size={self.vocab_size}: expected at least 2 codes")
+        if isinstance(self.phi_shared, bool) or not isinstance(self.phi_shared, int) or self.phi_shared < 0:
+            raise ValueError(f"phi_shared={self.phi_shared!r}: expected the number of phi convs the scales share "
+                             "(4 in VAR), or 0 for one per scale")
         _check_schedule(self.patch_nums, self.latent_size)
         if self.quantizer == "single" and len(self.patch_nums) != 1:
             # the single-scale VQ-VAE has exactly one token map: the full latent grid
@@ -180,7 +183,9 @@ def tokenizer_preset(name: str, quantizer: str = "multiscale", **overrides) -> T
 # -- the transformers: VAR (next-scale) and the raster baseline (next-token) -----------------
 @dataclass
 class TransformerConfig(ConfigDict):
-    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token)."""
+    """The transformer; ``kind="var"`` (next-scale) or ``kind="raster"`` (next-token).
+    key_bias=False and drop_path > 0 (with dropout=0) are the reference implementation's choices;
+    docs/reference_differences.md names every difference from it and what it changes."""
 
     kind: str = "var"  # "var" | "raster"
     vocab_size: int = 4096  # V: must equal the tokenizer's
@@ -193,13 +198,19 @@ class TransformerConfig(ConfigDict):
     mlp_ratio: float = 4.0
     class_dropout: float = 0.1  # probability of replacing a label by the null class in training
     qk_norm: bool = True  # VAR's attn_l2_norm: cosine attention with a learned per-head scale
-    dropout: float = 0.0
+    dropout: float = 0.0  # on the attention probabilities and the MLP's output
+    key_bias: bool = True  # a learned bias on the keys; the reference fixes it at 0 (False)
+    drop_path: float = 0.0  # stochastic depth of the last block (the reference's drop_path_rate), 0 at the first
 
     def __post_init__(self):
         self.patch_nums = tuple(int(p) for p in self.patch_nums)
         if self.kind not in ("var", "raster"):
             raise ValueError(f"kind={self.kind!r}: expected 'var' (next-scale) or 'raster' (next-token)")
         _check_schedule(self.patch_nums, self.patch_nums[-1] if self.patch_nums else 0)
+        if self.kind == "var" and self.patch_nums[0] != 1:
+            # the reference starts a larger first scale from pn_1^2 start tokens; we keep the one class token
+            raise ValueError(f"patch_nums={self.patch_nums!r}: VAR's first scale must be 1 (a 1x1 map predicted from "
+                             f"the class token alone), got {self.patch_nums[0]}x{self.patch_nums[0]}")
         if self.kind == "raster":
             self.patch_nums = (self.patch_nums[-1],)  # one token map: the full latent grid
         for name in ("vocab_size", "latent_channels", "num_classes", "depth", "width", "heads"):
@@ -211,7 +222,10 @@ class TransformerConfig(ConfigDict):
             raise ValueError(f"width={self.width}, heads={self.heads}: width must be a multiple of heads")
         if self.mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio={self.mlp_ratio}: expected a positive number (4 in GPT-2 and VAR)")
-        for name in ("class_dropout", "dropout"):
+        for name in ("qk_norm", "key_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
+        for name in ("class_dropout", "dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a probability in [0, 1)")
 

@@ -59,6 +59,7 @@ class FastSelfAttention(SelfAttention):
     def __init__(self, attn: SelfAttention, max_len: int):
         nn.Module.__init__(self)  # not SelfAttention.__init__: no new weights, attn's own are used
         self.heads, self.dropout, self.qk_norm, self.max_len = attn.heads, attn.dropout, attn.qk_norm, max_len
+        self.key_bias = attn.key_bias
         self.qkv, self.proj = attn.qkv, attn.proj  # the same modules, so the same parameters
         if attn.qk_norm:
             self.log_scale = attn.log_scale

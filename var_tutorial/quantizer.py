@@ -21,8 +21,9 @@ Bicubic upsampling is ``nn.Upsample(mode="bicubic")``, i.e. F.interpolate. (On a
 fast.py swaps in the same function as two small matrix products, A z A^T.)
 
 phi_k(h) = (1 - 0.5) * h + 0.5 * conv3x3(h) repairs the blur of the bicubic
-upsampling. Like the reference implementation, 4 convs are shared by the K scales:
-scale k uses the conv whose "tick" is nearest to k / (K - 1).
+upsampling. As in the reference implementation, n = 4 convs are shared by the K scales:
+scale k uses the conv whose "tick" is nearest to k / (K - 1). (phi_shared = n picks n;
+0 gives every scale its own conv, as the reference's 0 does.)
 
 The transformer is trained with *teacher forcing*: its input for scale k+1 is the
 cumulative f_hat after scale k, area-downsampled to pn_{k+1} (teacher_forcing_input).
@@ -52,12 +53,15 @@ class Phi(nn.Conv2d):
 
 
 class SharedPhi(nn.Module):
-    """n Phi convs shared by K scales: scale k uses the one whose tick is nearest k/(K-1)."""
+    """n Phi convs shared by K scales: scale k uses the one whose tick is nearest k/(K-1).
+    The ticks spread evenly over [0, 1], a margin from either end: 1/(3n) for n = 4 and
+    1/(2n) for every other n, as the reference chooses them."""
 
     def __init__(self, channels: int, n: int, ratio: float):
         super().__init__()
         self.phis = nn.ModuleList([Phi(channels, ratio) for _ in range(n)])
-        self.ticks = np.linspace(1 / 3 / n, 1 - 1 / 3 / n, n)  # e.g. n=4: 0.083, 0.36, 0.64, 0.92
+        margin = 1 / 3 / n if n == 4 else 1 / 2 / n
+        self.ticks = np.linspace(margin, 1 - margin, n)  # e.g. n=4: 0.083, 0.36, 0.64, 0.92
 
     def index_for(self, k: int, K: int) -> int:
         at = k / (K - 1) if K > 1 else 1.0  # position of scale k in [0, 1]
@@ -77,7 +81,7 @@ class MultiScaleQuantizer(nn.Module):
         self.K = len(self.patch_nums)
         self.dim, self.vocab_size, self.beta = dim, vocab_size, beta
         self.codebook = Codebook(vocab_size, dim)
-        self.phi = SharedPhi(dim, phi_shared, phi_ratio)
+        self.phi = SharedPhi(dim, phi_shared or self.K, phi_ratio)  # 0: one phi per scale
         H = self.patch_nums[-1]
         self.upsample = nn.Upsample(size=(H, H), mode="bicubic")  # (B, C, pn, pn) -> (B, C, H, H); no weights
 

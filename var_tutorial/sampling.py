@@ -49,9 +49,12 @@ def cfg_logits(cond: torch.Tensor, uncond: torch.Tensor, t: float) -> torch.Tens
 def top_k_top_p_filter(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set to -inf every logit outside the top_k largest and outside the nucleus.
 
-    top_k = 0 keeps all; otherwise exactly top_k logits per row stay finite.
-    top_p = 1 keeps all; otherwise the smallest set of most likely tokens whose
-    probability mass reaches top_p stays (Holtzman et al. 2020).
+    top_k = 0 keeps all; otherwise exactly top_k logits per row stay finite, even when
+    several tie with the k-th largest: torch.topk picks which of them stay. (The reference
+    keeps every tie, so a few more tokens at the k-th's probability; we keep a fixed count,
+    which fast.py's draw from the top_k candidates shares.)
+    top_p = 1 keeps all (the reference writes 0 for off); otherwise the smallest set of most
+    likely tokens whose probability mass reaches top_p stays (Holtzman et al. 2020).
     logits: (..., V) -> (..., V), a new tensor.
     """
     check_top_k_top_p(top_k, top_p)

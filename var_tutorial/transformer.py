@@ -64,15 +64,13 @@ class SelfAttention(nn.Module):
     """Multi-head self-attention with an optional KV cache: while it is on, each call's queries
     attend to the keys and values of every earlier call and to its own (``remember``).
     qk_norm is VAR's attn_l2_norm: q and k are l2-normalised, so q.k is a cosine, and
-    multiplied by a learned per-head scale (init 4, at most 100) instead of 1/sqrt(C/H).
-    (Without it the reference uses 0.25/sqrt(C/H); we keep SDPA's standard 1/sqrt(C/H).)"""
+    multiplied by a learned per-head scale (init 4, at most 100) instead of 1/sqrt(C/H)."""
 
-    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float):
+    def __init__(self, width: int, heads: int, qk_norm: bool, dropout: float, key_bias: bool = True):
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.qk_norm, self.key_bias = heads, dropout, qk_norm, key_bias
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.qk_norm = qk_norm
         if qk_norm:
             self.log_scale = nn.Parameter(torch.full((1, heads, 1, 1), math.log(4.0)))
         self.enable_kv_cache(False)
@@ -82,7 +80,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # each (B, H, L, C/H)
+        b = self.qkv.bias  # (3C,): the queries', keys', values'. key_bias=False holds the keys' at 0, as the reference
+        qkv = F.linear(x, self.qkv.weight, b if self.key_bias else torch.cat([b[:C], 0 * b[C : 2 * C], b[2 * C :]]))
+        q, k, v = qkv.view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # each (B, H, L, C/H)
         scale = None  # SDPA's default 1/sqrt(C/H)
         if self.qk_norm:
             q = F.normalize(q, dim=-1) * self.log_scale.clamp(max=math.log(100.0)).exp()
@@ -110,18 +110,21 @@ class Block(nn.Module):
     predicts, for the attention and for the MLP, a scale and a shift applied after the (affine-free)
     LayerNorm and a gate gamma multiplying the branch before it is added back to x: 6 vectors."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, drop_path: float = 0.0):
         super().__init__()
         C, hidden = cfg.width, round(cfg.width * cfg.mlp_ratio)
         self.ln = nn.LayerNorm(C, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout)
+        self.attn = SelfAttention(C, cfg.heads, cfg.qk_norm, cfg.dropout, cfg.key_bias)
         self.mlp = nn.Sequential(nn.Linear(C, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, C),
                                  nn.Dropout(cfg.dropout))
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self.keep = 1 - drop_path  # stochastic depth (Huang et al. 2016): the probability that a branch runs
 
     def forward(self, x: torch.Tensor, cond_BD: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, L, C = x.shape
         gamma1, gamma2, scale1, scale2, shift1, shift2 = self.ada_lin(cond_BD).view(B, 1, 6, C).unbind(2)  # each (B, 1, C)
+        if self.training and self.keep < 1:  # a gate of 0 skips its branch for that sample; the others are scaled up
+            gamma1, gamma2 = (g * g.new_empty(B, 1, 1).bernoulli_(self.keep) / self.keep for g in (gamma1, gamma2))
         x = x + self.attn(self.ln(x) * (1 + scale1) + shift1, attn_mask) * gamma1
         x = x + self.mlp(self.ln(x) * (1 + scale2) + shift2) * gamma2
         return x
@@ -153,15 +156,14 @@ class ConditionalTransformer(nn.Module):
         self.class_emb = nn.Embedding(cfg.num_classes + 1, C)  # the last entry is the null class
         self.pos_start = nn.Parameter(torch.empty(1, 1, C))  # added to the start token only
         self.pos_1LC = nn.Parameter(torch.empty(1, L, C))  # absolute position of every token
-        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.blocks = nn.ModuleList([Block(cfg, cfg.drop_path * i / max(cfg.depth - 1, 1)) for i in range(cfg.depth)])
         self.head = AdaLNHead(C, cfg.vocab_size)
         self.register_buffer("attn_mask", attn_mask, persistent=False)  # (L, L) bool
         self.enable_kv_cache(False)
 
     def init_weights(self, std: float = 0.02) -> None:
         """VAR's initialisation: near-identity blocks and a near-zero head, so that the
-        logits start almost uniform (loss ~ ln V) and the residual stream is not blown up.
-        (The reference's default std is sqrt(1 / (3 * width)), about 0.02 at its width 1024.)"""
+        logits start almost uniform (loss ~ ln V) and the residual stream is not blown up."""
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.trunc_normal_(m.weight, std=std)

@@ -75,21 +75,25 @@ def add_train(sub) -> None:
     m.add_argument("--width", type=at_least(1), default=None, help="override the preset's width")
     m.add_argument("--heads", type=at_least(1), default=None, help="override the preset's number of heads")
     m.add_argument("--dropout", type=number("[0, 1)", what="a probability"), default=None, help="override the preset's dropout (0.1 for cifar10)")
+    m.add_argument("--drop-path", type=number("[0, 1)", what="a probability"), default=None,
+                   help="stochastic depth of the last block, 0 at the first (the reference: 0.1 * depth / 24, dropout 0)")
+    m.add_argument("--key-bias", choices=["on", "off"], default="on",
+                   help="a learned bias on the attention keys (off: held at 0, as in the reference)")
     m.add_argument("--seed", type=at_least(0), default=0)
     m.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
     m.add_argument("--log-every", type=at_least(1), default=None, help="default 100")
     m.add_argument("--eval-every", type=at_least(0), default=None,
                    help="validation every N steps (default 1000; 0: never)")
     m.add_argument("--ckpt-every", type=at_least(1), default=None, help="default 2000")
-    m.add_argument("--out", default=None, help="checkpoint folder (default runs/<model>_<dataset>)")
+    m.add_argument("--name", default=None, help="name of the run: results/train_<name>.json, checkpoints and "
+                   "weights in runs/<name>/ (default <model>_<dataset>, whose VAR weights go to data/pretrained/)")
+    m.add_argument("--out", default=None, help="checkpoint folder (default runs/<name>)")
     m.add_argument("--export", default=None, help="weights file to write (default data/pretrained/var_<dataset>."
-                                                   "safetensors; runs/raster_<dataset>/ for raster)")
+                                                   "safetensors; runs/<name>/ for raster or a named run)")
     m.add_argument("--holdout", type=at_least(0), default=0,
                    help="validate (and early-stop) on N training images held out of training, not on the test split")
     m.add_argument("--keep-best", action="store_true", help="export the weights of the lowest validation loss "
                    "(early stopping) instead of the last ones")
-    m.add_argument("--name", default=None, help="the run's name: runs/<name>/ and results/train_<name>.json "
-                   "(default <model>_<dataset>)")
     m.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     m.add_argument("--no-compile", action="store_true")
     add_device(m)
@@ -101,7 +105,8 @@ def cmd_train(args):
     tokenizer_file = args.tokenizer or default_weights_name(args.preset, quantizer)
     tokenizer = load_tokenizer(tokenizer_file)  # read once: train_transformer moves it to the training device
     sizes = {k: v for k, v in (("depth", args.depth), ("width", args.width), ("heads", args.heads),
-                               ("dropout", args.dropout)) if v is not None}
+                               ("dropout", args.dropout), ("drop_path", args.drop_path)) if v is not None}
+    sizes["key_bias"] = args.key_bias == "on"
     cfg = transformer_config(args.model, args.preset, tokenizer.cfg, **sizes)
     dataset = args.dataset or ("toy" if args.preset == "tiny" else args.preset)
     check_image_size(dataset, tokenizer.cfg.image_size, tokenizer_file)
@@ -112,8 +117,9 @@ def cmd_train(args):
         if getattr(args, key) is not None:
             setattr(tcfg, key, getattr(args, key))
     name = args.name or f"{args.model}_{dataset}"
-    train_and_export_transformer(cfg, tcfg, tokenizer, name, Path(args.out or REPO_ROOT / "runs" / name),
-                                 Path(args.export or default_transformer_file(args.model, dataset)),
+    export = args.export or (REPO_ROOT / "runs" / name / f"{name}.safetensors" if args.name
+                             else default_transformer_file(args.model, dataset))
+    train_and_export_transformer(cfg, tcfg, tokenizer, name, Path(args.out or REPO_ROOT / "runs" / name), Path(export),
                                  device=args.device, compile=False if args.no_compile else None,
                                  minutes=args.minutes, resume=not args.fresh)
 
