@@ -395,7 +395,10 @@ def train_val_figure(histories: dict, key: str = "loss", title: str | None = Non
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(key)
-    return _finish(fig, ax, title)
+    _finish(fig, ax, title)
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: clear of the curves' ends
+    fig.tight_layout()
+    return fig
 
 
 # -- editing (notebook 07) ----------------------------------------------------------------
@@ -544,8 +547,11 @@ def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_los
                     linewidth=3, label=f"{kind}: Pareto frontier")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # plain numbers: the losses span
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))  # less than a decade
+    low, high = ax.get_ylim()
+    if high / low < 10:  # less than a decade: a log axis would label one or two of its ticks, so place
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))  # evenly spaced ticks, plain numbers
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter(useOffset=False))
     ax.set_xlabel(SCALING_AXES[x])
     ax.set_ylabel(SCALING_AXES[y])
     return _finish(fig, ax, title)
