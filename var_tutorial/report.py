@@ -43,14 +43,17 @@ TRAINING_RUNS = ("train_tokenizer_cifar10", "train_tokenizer_cifar10_stage2", "t
 
 def training_table(names=TRAINING_RUNS) -> str:
     """How the shipped weights were trained (docs/training.md), from the training results files."""
-    rows = ["| run | steps | batch | peak lr | minutes on the device | device | command |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| run | parameters | steps | batch | peak lr | ms per step | minutes on the device | device | command |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         r = read_results(name)
         train, m = r["config"]["train"], r["metrics"]
         steps = m["history"][-1]["step"]
-        rows.append(f"| `{name}` | {steps:,} | {train['batch_size']} | {train['lr']:g} | "
-                    f"{m['train_seconds_this_run'] / 60:.1f} | {r['device'].split(' (')[0]} | `{r['command']}` |")
+        timed = [h for h in m["history"] if "seconds" in h]  # from the first logged step: past compile's warm-up
+        ms = 1000 * (timed[-1]["seconds"] - timed[0]["seconds"]) / (timed[-1]["step"] - timed[0]["step"])
+        rows.append(f"| `{name}` | {m['parameters'] / 1e6:.2f} M | {steps:,} | {train['batch_size']} | {train['lr']:g} | "
+                    f"{ms:.0f} | {m['train_seconds_this_run'] / 60:.1f} | {r['device'].split(' (')[0]} | "
+                    f"`{r['command']}` |")
     return "\n".join(rows)
 
 

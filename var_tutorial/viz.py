@@ -395,10 +395,17 @@ def train_val_figure(histories: dict, key: str = "loss", title: str | None = Non
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(key)
-    return _finish(fig, ax, title)
+    _finish(fig, ax, title)
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: clear of the curves' ends
+    fig.tight_layout()
+    return fig
 
 
 # -- editing (notebook 07) ----------------------------------------------------------------
+CHECKER = (150, 200)  # the two greys of mask_overlay's checkerboard
+MASK_KEY = ("grey checkerboard: hidden, re-drawn by the model", "the rest: kept, the image's own tokens")
+
+
 def mask_overlay(images: torch.Tensor, mask: torch.Tensor, cell: int = 2) -> torch.Tensor:
     """The images with the edit region (mask True / 1) covered by a grey checkerboard, the
     usual picture of a hole: uint8 (B, 3, H, W). images: (B, 3, H, W) uint8 or in [-1, 1];
@@ -407,8 +414,30 @@ def mask_overlay(images: torch.Tensor, mask: torch.Tensor, cell: int = 2) -> tor
     H, W = imgs.shape[-2:]
     m = mask.float().cpu().reshape(-1, 1, H, W)
     yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-    checker = torch.where(((yy // cell + xx // cell) % 2) == 0, 150.0, 200.0)  # (H, W)
+    checker = torch.where(((yy // cell + xx // cell) % 2) == 0, float(CHECKER[0]), float(CHECKER[1]))  # (H, W)
     return (imgs * (1 - m) + checker * m).round().to(torch.uint8)
+
+
+def add_mask_key(fig, labels=MASK_KEY):
+    """A colour key under a figure that shows mask_overlay's checkerboard: what is re-drawn, what is kept.
+    Makes room for it below the axes; returns the legend."""
+    from matplotlib.patches import Patch
+
+    dark, light = (c / 255 for c in CHECKER)
+    handles = [Patch(facecolor=(dark,) * 3, edgecolor=(light,) * 3, hatch="++", label=labels[0]),
+               Patch(facecolor="white", edgecolor="black", linewidth=0.6, label=labels[1])]
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))  # 0.35 inch under the axes for the key
+    return fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False, handlelength=1.6)
+
+
+def inpainting_figure(images: torch.Tensor, mask: torch.Tensor, edited: torch.Tensor, col_labels=None,
+                      edited_label: str = "in-painted by VAR"):
+    """Three rows: the images (B, 3, H, W), the same with the hidden region (mask (H, W), True =
+    re-drawn) as a checkerboard, and the edited images; a colour key below says what the checkerboard means."""
+    fig = image_rows_figure({"test image": images.cpu(), "centre hidden": mask_overlay(images, mask),
+                             edited_label: edited.cpu()}, col_labels=col_labels)
+    add_mask_key(fig)
+    return fig
 
 
 def token_masks_figure(masks: dict, patch_nums, pixel_masks: dict | None = None):
@@ -518,8 +547,11 @@ def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_los
                     linewidth=3, label=f"{kind}: Pareto frontier")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # plain numbers: the losses span
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))  # less than a decade
+    low, high = ax.get_ylim()
+    if high / low < 10:  # less than a decade: a log axis would label one or two of its ticks, so place
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))  # evenly spaced ticks, plain numbers
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter(useOffset=False))
     ax.set_xlabel(SCALING_AXES[x])
     ax.set_ylabel(SCALING_AXES[y])
     return _finish(fig, ax, title)

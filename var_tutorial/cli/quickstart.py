@@ -35,7 +35,7 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
     # viz needs matplotlib and torchvision (seconds to import), and only the two picture commands draw: imported here
     import matplotlib.pyplot as plt
 
-    from ..viz import class_grid, coarse_to_fine_figure, image_rows_figure, mask_overlay
+    from ..viz import class_grid, coarse_to_fine_figure, inpainting_figure
 
     def save(fig, name):
         fig.savefig(out / f"{prefix}_{name}.png", dpi=dpi)
@@ -79,8 +79,7 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
     mask = region_mask(tokenizer.cfg.image_size, "centre")
     generator = torch.Generator(device).manual_seed(seed)
     edited = edit_var(model, tokenizer, x, mask, generator=generator).cpu()
-    save(image_rows_figure({"test image": x.cpu(), "centre hidden": mask_overlay(x, mask),
-                            "in-painted by VAR": edited}), "inpainting")
+    save(inpainting_figure(x, mask, edited), "inpainting")
     kept = psnr_outside(edited, x.cpu(), mask).mean()  # the pixels outside the hole
     print(f"in-painting: the centre quarter of {C} test images regenerated; "
           f"outside it, {kept:.1f} dB from the original")
