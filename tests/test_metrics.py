@@ -114,6 +114,33 @@ def test_evaluation_is_seeded(tiny_files):
     assert a["sweep"][0]["confusion"] == b["sweep"][0]["confusion"]
 
 
+def test_a_second_judge_measures_the_same_samples(tiny_files, tmp_path, monkeypatch):
+    """`evaluate --classifier A B`: A's figures are those of evaluating with A alone, and B's
+    (under "judges") are those of evaluating with B alone: the same samples, two judges."""
+    d, *_ = tiny_files
+    torch.manual_seed(1)
+    other = Classifier(ClassifierConfig(width=4)).eval()  # another draw of the weights
+    save_weights(other, d / "judge2.safetensors", "classifier", other.cfg.to_dict())
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path))
+    run = lambda name, *judges: main(["evaluate", "--model", "var", "--weights", str(d / "var.safetensors"),  # noqa: E731
+                                      "--classifier", *map(str, judges), "--dataset", "toy", "--cfg", "0", "2",
+                                      "--samples-per-class", "2", "--limit-real", "40", "--batch-size", "16",
+                                      "--device", "cpu", "--results", name])
+    run("both", d / "cls.safetensors", d / "judge2.safetensors")
+    run("first", d / "cls.safetensors")
+    run("second", d / "judge2.safetensors")
+    both, first, second = (json.loads((tmp_path / f"{n}.json").read_text())["metrics"]
+                           for n in ("both", "first", "second"))
+    assert both["judges"].keys() == {"judge2"}
+    for key in ("best_cfg", "best_fid_cls", "fid_cls_floor_test_vs_train", "classifier_test_accuracy"):
+        assert both[key] == first[key], key
+        assert both["judges"]["judge2"][key] == second[key], key
+    for e, e1, e2 in zip(both["sweep"], first["sweep"], second["sweep"]):
+        assert (e["fid_cls"], e["class_agreement"]) == (e1["fid_cls"], e1["class_agreement"])
+        assert e["judges"]["judge2"] == {"fid_cls": e2["fid_cls"], "class_agreement": e2["class_agreement"]}
+    assert both["judges"]["judge2"]["best_fid_cls"] != both["best_fid_cls"]  # the two judges do differ
+
+
 def test_bad_evaluation_arguments(tiny_files, capsys):
     d, model, tokenizer, classifier = tiny_files
     test = training_set("toy", "test", 16, 20)

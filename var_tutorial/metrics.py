@@ -155,13 +155,15 @@ def _summary(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
 def evaluate_generator(model, tokenizer, classifier, real_test: tuple[torch.Tensor, torch.Tensor],
                        real_train_u8: torch.Tensor | None = None, cfg_values=(1.5,), samples_per_class: int = 1000,
                        batch_size: int = 1000, seed: int = 0, top_k: int = 0, top_p: float = 1.0,
-                       temperature: float = 1.0, progress: bool = True) -> dict:
+                       temperature: float = 1.0, progress: bool = True, judges: dict | None = None) -> dict:
     """Generate samples_per_class images of every class for each CFG strength in cfg_values,
     and measure them with the classifier against the real test images (uint8, labels).
 
     Returns FID_cls and class agreement (overall and per class) for every CFG strength,
     the best one (lowest FID_cls), the classifier's own accuracy on the test images, and
     the floor: FID_cls of the test images against the training images (real_train_u8).
+    judges: more classifiers by name (a second judge); the same samples are measured by
+    each, under result["judges"][name] and each sweep entry's "judges".
     """
     if not isinstance(samples_per_class, int) or samples_per_class < 1:
         raise ValueError(f"samples_per_class={samples_per_class!r}: expected an integer >= 1 (images generated per class)")
@@ -170,14 +172,19 @@ def evaluate_generator(model, tokenizer, classifier, real_test: tuple[torch.Tens
         raise ValueError(f"cfg_values={cfg_values}: expected one or more guidance strengths >= 0")
     n_cls = model.cfg.num_classes
     test_u8, test_labels = real_test
-    real_f, real_logits = features_and_logits(classifier, test_u8, batch_size)
-    accuracy = class_agreement(real_logits.argmax(1), test_labels, n_cls)
-    result = {"note": FID_CLS_NOTE, "samples_per_class": samples_per_class, "real_test_images": len(test_u8),
-              "classifier_test_accuracy": accuracy["overall"],
-              "classifier_test_accuracy_per_class": accuracy["per_class"]}
+    judges = {"main": classifier, **(judges or {})}
+    real, result, others = {}, {"note": FID_CLS_NOTE, "samples_per_class": samples_per_class,
+                                "real_test_images": len(test_u8)}, {}
+    for name, judge in judges.items():  # each judge's view of the real images: features, accuracy, floor
+        real[name], real_logits = features_and_logits(judge, test_u8, batch_size)
+        accuracy = class_agreement(real_logits.argmax(1), test_labels, n_cls)
+        view = result if name == "main" else others.setdefault(name, {})
+        view.update(classifier_test_accuracy=accuracy["overall"],
+                    classifier_test_accuracy_per_class=accuracy["per_class"])
+        if real_train_u8 is not None:
+            view["fid_cls_floor_test_vs_train"] = round(fid_from_features(real[name], features_and_logits(
+                judge, real_train_u8, batch_size)[0]), 4)
     if real_train_u8 is not None:
-        result["fid_cls_floor_test_vs_train"] = round(fid_from_features(real_f, features_and_logits(
-            classifier, real_train_u8, batch_size)[0]), 4)
         result["real_train_images"] = len(real_train_u8)
     labels = torch.arange(n_cls).repeat_interleave(samples_per_class)  # class-major: 0,0,..,1,1,..
     sweep = []
@@ -185,20 +192,31 @@ def evaluate_generator(model, tokenizer, classifier, real_test: tuple[torch.Tens
         t0 = time.time()
         images = sample_images(model, tokenizer, labels, cfg, batch_size, seed, top_k, top_p, temperature, progress)
         seconds = time.time() - t0
-        feats, logits = features_and_logits(classifier, images, batch_size)
-        entry = {"cfg": cfg, **_summary(feats, logits, labels, real_f, test_labels, n_cls),
-                 "sampling_seconds": round(seconds, 2)}
+        seen = {name: _summary(*features_and_logits(judge, images, batch_size), labels, real[name], test_labels, n_cls)
+                for name, judge in judges.items()}
+        entry = {"cfg": cfg, **seen.pop("main"), "sampling_seconds": round(seconds, 2)}
+        if seen:
+            entry["judges"] = {name: {k: v[k] for k in ("fid_cls", "class_agreement")} for name, v in seen.items()}
         sweep.append(entry)
         if progress:
-            print(f"cfg={cfg:g}: FID_cls {entry['fid_cls']:.3f}, class agreement {entry['class_agreement']:.1%}")
-    best = min(sweep, key=lambda e: e["fid_cls"])
+            print(f"cfg={cfg:g}: FID_cls {entry['fid_cls']:.3f}, class agreement {entry['class_agreement']:.1%}"
+                  + "".join(f"; {n}: {v['fid_cls']:.3f}, {v['class_agreement']:.1%}" for n, v in seen.items()))
+    result.update(sweep=sweep, **_best(sweep))
     for entry in sweep:
-        entry["best"] = entry is best
-    result.update(sweep=sweep, best_cfg=best["cfg"], best_fid_cls=best["fid_cls"],
-                  best_class_agreement=best["class_agreement"],
-                  best_cfg_by_agreement=max(sweep, key=lambda e: e["class_agreement"])["cfg"],
-                  max_class_agreement=max(e["class_agreement"] for e in sweep))
+        entry["best"] = entry["cfg"] == result["best_cfg"]
+    for name, view in others.items():
+        view.update(_best([{"cfg": e["cfg"], **e["judges"][name]} for e in sweep]))
+    if others:
+        result["judges"] = others
     return result
+
+
+def _best(sweep: list[dict]) -> dict:
+    """The best CFG strength of a sweep (lowest FID_cls) and what was measured there."""
+    best = min(sweep, key=lambda e: e["fid_cls"])
+    return {"best_cfg": best["cfg"], "best_fid_cls": best["fid_cls"], "best_class_agreement": best["class_agreement"],
+            "best_cfg_by_agreement": max(sweep, key=lambda e: e["class_agreement"])["cfg"],
+            "max_class_agreement": max(e["class_agreement"] for e in sweep)}
 
 
 def inception_fid(fake_u8: torch.Tensor, real_u8: torch.Tensor, batch_size: int = 500, device=None) -> float:

@@ -88,7 +88,7 @@ def cmd_train_classifier(args):
                                 minutes=args.minutes, name=name)
 
 
-def evaluate_transformer(kind: str, weights=None, tokenizer=None, classifier="classifier_cifar10",
+def evaluate_transformer(kind: str, weights=None, tokenizer=None, classifier="classifier_cifar10",  # or a list
                          dataset: str = "cifar10", cfg_values=(0, 1, 1.5, 2, 3), samples_per_class: int = 1000,
                          batch_size: int = 1000, top_k: int = 0, top_p: float = 1.0, temperature: float = 1.0,
                          seed: int = 0, limit_real: int = 0, with_inception_fid: bool = False,
@@ -103,34 +103,40 @@ def evaluate_transformer(kind: str, weights=None, tokenizer=None, classifier="cl
     if model.cfg.kind != kind:
         raise ValueError(f"--weights {weights} holds a {model.cfg.kind!r} transformer: expected --model {kind}")
     check_image_size(dataset, tokenizer.cfg.image_size, weights)
+    classifier, *seconds = [classifier] if isinstance(classifier, (str, Path)) else classifier
     judge = load_classifier(classifier, device=device)
+    judges = {Path(str(c)).stem: load_classifier(c, device=device) for c in seconds}  # second judges, by file name
     S = tokenizer.cfg.image_size
     test = training_set(dataset, "test", S, limit_real)
     train_u8 = training_set(dataset, "train", S, limit_real)[0]
     sampling = {"samples_per_class": samples_per_class, "cfg": cfg_values, "top_k": top_k, "top_p": top_p,
                 "temperature": temperature, "seed": seed, "batch_size": batch_size}
     t0 = time.time()
-    m = evaluate_generator(model, tokenizer, judge, test, train_u8, cfg_values=cfg_values,
+    m = evaluate_generator(model, tokenizer, judge, test, train_u8, cfg_values=cfg_values, judges=judges,
                            **{k: v for k, v in sampling.items() if k != "cfg"})
     if with_inception_fid:
         labels = torch.arange(model.cfg.num_classes).repeat_interleave(samples_per_class)
         fake = sample_images(model, tokenizer, labels, m["best_cfg"], batch_size, seed, top_k, top_p, temperature)
         m["inception_fid_at_best_cfg"] = round(inception_fid(fake, test[0], device=device), 4)
-    m.update(weights=str(weights), classifier=str(classifier), parameters=count_params(model),
+    m.update(weights=str(weights), classifier=str(classifier), **({"second_judges": [str(c) for c in seconds]}
+                                                                    if seconds else {}), parameters=count_params(model),
              parameters_blocks_and_head=count_params(model.blocks) + count_params(model.head),
              class_names=class_names(dataset) if dataset in DATASETS else None,
              evaluate_seconds=round(time.time() - t0, 1))
     path = write_results(results_name or f"{kind}_{dataset}", m, device=device, out_dir=results_folder,
                          config={"model": model.cfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict(),
-                                 "classifier": judge.cfg.to_dict(), "sampling": sampling})
+                                 "classifier": judge.cfg.to_dict(), "sampling": sampling,
+                                 **({"judges": {n: j.cfg.to_dict() for n, j in judges.items()}} if judges else {})})
     if resolve(weights).with_suffix(".json").exists():  # the weights' sidecar keeps the headline numbers
         key = f"{dataset}_test" + (f"_{samples_per_class}_per_class" if samples_per_class != 1000 else "") \
             + (f"_real{limit_real}" if limit_real else "")  # a quick run never overwrites the full one
         record_metrics(weights, key, {k: m[k] for k in (
             "best_cfg", "best_fid_cls", "best_class_agreement", "max_class_agreement", "samples_per_class")})
-    print(f"best cfg {m['best_cfg']:g}: FID_cls {m['best_fid_cls']:.3f} (floor, test vs train: "
-          f"{m.get('fid_cls_floor_test_vs_train', float('nan')):.3f}), "
-          f"class agreement {m['best_class_agreement']:.1%}; wrote {path}")
+    for name, v in [(str(classifier), m), *m.get("judges", {}).items()]:
+        print(f"{name}: best cfg {v['best_cfg']:g}: FID_cls {v['best_fid_cls']:.3f} (floor, test vs train: "
+              f"{v.get('fid_cls_floor_test_vs_train', float('nan')):.3f}), "
+              f"class agreement {v['best_class_agreement']:.1%}")
+    print(f"wrote {path}")
     return m
 
 
@@ -141,7 +147,9 @@ def add_evaluate(sub) -> None:
     v.add_argument("--model", required=True, choices=["var", "raster"])
     v.add_argument("--weights", default=None, help="default var_<dataset> (shipped) or runs/raster_<dataset>/")
     v.add_argument("--tokenizer", default=None, help="default: the one recorded in the weights")
-    v.add_argument("--classifier", default="classifier_cifar10")
+    v.add_argument("--classifier", nargs="+", default=["classifier_cifar10"],
+                   help="the judge; more files are second judges, measuring the same samples "
+                   "(e.g. classifier_cifar10 runs/judges/classifier_resnet18_cifar10.safetensors)")
     v.add_argument("--dataset", default="cifar10", choices=[*DATASETS, "toy"],
                    help="the real images compared with ('toy' for tests)")
     v.add_argument("--cfg", type=at_least(0.0, float, "a guidance strength"), nargs="+", default=[0, 1, 1.5, 2, 3],
