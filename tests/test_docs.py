@@ -1582,3 +1582,16 @@ def test_the_readme_states_the_stored_runtimes():
         assert rows[notebook.stem] == runtime_text(stored_seconds(notebook)), \
             f"README.md: {notebook.stem} runs in '{rows[notebook.stem]}'? its stored run took " \
             f"{stored_seconds(notebook):.0f} s (run `python tests/docs_check.py`)"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_checked_cell_stores_a_progress_bar(notebook):
+    """A checked cell whose stored run showed a progress bar (say, the first unpacking of a data set)
+    fails nbval on every later run, when the bar does not show: store runs made on a warm data cache."""
+    nb = json.loads(notebook.read_text())
+    for n, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        if any(line.strip() == "# NBVAL_CHECK_OUTPUT" for line in "".join(cell["source"]).split("\n")):
+            bars = [o["data"]["text/plain"] for o in cell.get("outputs", [])
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+            assert not bars, f"{notebook.name}, Cell {n}: its stored output holds a progress bar {bars}: " \
+                             "re-execute the notebook now that the data are cached"

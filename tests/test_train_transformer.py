@@ -294,3 +294,34 @@ def test_holdout_validates_on_training_images_the_model_never_learns_from(files,
     record = json.loads((tmp_path / "results" / "train_var_held.json").read_text())
     assert record["config"]["train"]["holdout"] == 8
     assert [h["step"] for h in record["metrics"]["history"] if "val_loss" in h] == [2, 4]
+
+
+def test_the_references_choices_from_the_command_line(files, tmp_path, monkeypatch):
+    """--key-bias off --drop-path 0.3 --dropout 0: the trained model ignores its keys' bias (changing
+    it changes no logit) and drops its branches with a probability rising over the blocks to 0.3;
+    both are recorded in the results file and the weights."""
+    monkeypatch.setenv("VAR_TUTORIAL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
+    main(["train", "--model", "var", "--preset", "tiny", "--tokenizer", str(files["var"]["tokenizer"]),
+          "--subset", "16", "--steps", "3", "--batch-size", "8", "--eval-every", "0", "--key-bias", "off",
+          "--drop-path", "0.3", "--dropout", "0", "--name", "var_ref", "--out", str(tmp_path / "run"),
+          "--export", str(tmp_path / "var.safetensors"), "--device", "cpu"])
+    model, tok = load_transformer(tmp_path / "var.safetensors")
+    assert (model.cfg.key_bias, model.cfg.drop_path, model.cfg.dropout) == (False, 0.3, 0.0)
+    keeps = [block.keep for block in model.blocks]
+    assert keeps[0] == 1.0 and keeps[-1] == pytest.approx(0.7) and keeps == sorted(keeps, reverse=True)
+    model.eval()
+    images = to_float(training_set("toy", "train", tok.cfg.image_size, 4)[0])
+    with torch.no_grad():
+        tokens = tok.img_to_tokens(images)
+        x, labels = tok.quantizer.teacher_forcing_input(tokens), torch.arange(4)
+        before = model(labels, x)
+        C = model.cfg.width
+        for block in model.blocks:
+            block.attn.qkv.bias[C: 2 * C] += 1.0  # the keys' part of the bias
+        assert torch.equal(model(labels, x), before)
+    record = json.loads((tmp_path / "results" / "train_var_ref.json").read_text())
+    assert (record["config"]["model"]["key_bias"], record["config"]["model"]["drop_path"]) == (False, 0.3)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "var", "--drop-path", "1"])
+    assert e.value.code == 2
