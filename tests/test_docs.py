@@ -1595,3 +1595,16 @@ def test_no_checked_cell_stores_a_progress_bar(notebook):
                     if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
             assert not bars, f"{notebook.name}, Cell {n}: its stored output holds a progress bar {bars}: " \
                              "re-execute the notebook now that the data are cached"
+
+
+def test_the_regularisation_page_says_what_its_runs_measured():
+    """docs/reference_differences.md reads its four runs in words: within a hundredth of a nat of
+    each other, none over-fitting yet, dropout a shade lower, drop path and the key bias no change."""
+    page = text("docs/reference_differences.md")
+    runs = {name: [h["val_loss"] for h in M(name)["history"] if "val_loss" in h] for name in report.REGULARISATION_RUNS}
+    best = {name: min(v) for name, v in runs.items()}
+    assert max(best.values()) - min(best.values()) < 0.01 and find_all(page, "within a hundredth of a nat")
+    assert all(v[-1] - min(v) < 0.001 for v in runs.values()) and find_all(page, "no run is over-fitting yet")
+    none, dropout, droppath, ref = (best[f"train_refdiff_{n}"] for n in ("none", "dropout", "droppath", "reference"))
+    assert dropout < none and find_all(page, "Dropout's held-out loss is a shade lower")
+    assert round(droppath, 3) == round(none, 3) == round(ref, 3) and find_all(page, "the key bias leave it unchanged")

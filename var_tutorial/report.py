@@ -333,12 +333,38 @@ def imagenette_table() -> str:
     return "\n".join(rows)
 
 
+REGULARISATION_RUNS = ("train_refdiff_none", "train_refdiff_dropout", "train_refdiff_droppath",
+                       "train_refdiff_reference")
+
+
+def regularisation_table(*names: str) -> str:
+    """Dropout against the reference's drop path (docs/reference_differences.md): the same small
+    VAR, data, seed and steps, validated on held-out training images (train --holdout)."""
+    rows = ["| run | dropout | drop path (last block) | key bias | steps | best held-out loss (step) "
+            "| held-out loss at the end | training loss at the end |", "|---|---|---|---|---|---|---|---|"]
+    for name in names or REGULARISATION_RUNS:
+        r = read_results(name)
+        model, m = r["config"]["model"], r["metrics"]
+        evals = [h for h in m["history"] if "val_loss" in h]
+        best = min(evals, key=lambda h: h["val_loss"])
+        rows.append(f"| `{name}` | {model['dropout']:g} | {model.get('drop_path', 0.0):g} | "
+                    f"{'on' if model.get('key_bias', True) else 'off'} | {m['history'][-1]['step']:,} | "
+                    f"{best['val_loss']:.3f} ({best['step']:,}) | {evals[-1]['val_loss']:.3f} | "
+                    f"{m['final_train_loss']:.3f} |")
+    r = read_results((names or REGULARISATION_RUNS)[0])
+    rows.append(f"\n{m['parameters'] / 1e6:.2f} M parameters, {r['config']['train']['subset']:,} CIFAR-10 training "
+                f"images of which {r['config']['train']['holdout']:,} are held out, on {r['device']}; each run by "
+                f"`{r['command']}` with its own flags.")
+    return "\n".join(rows)
+
+
 # -- the generated blocks of the docs --------------------------------------------------------------
 TABLES = {f.__name__: f for f in (tokenizer_table, training_table, generation_table, sampling_grid_table,
                                   editing_table, scaling_table, imagenette_table, generation_speed_table,
-                                  reference_speed_table, training_speed_table, bench_runs, ddp_table, speed_table)}
+                                  reference_speed_table, training_speed_table, bench_runs, ddp_table, speed_table,
+                                  regularisation_table)}
 DOCS = ("README.md", "docs/results.md", "docs/speed.md", "docs/training.md", "docs/instructors.md",
-        "docs/glossary.md", "CONTRIBUTING.md")  # the docs whose blocks update_docs rewrites
+        "docs/glossary.md", "CONTRIBUTING.md", "docs/reference_differences.md")  # the docs whose blocks update_docs rewrites
 BLOCK = re.compile(r"^<!-- begin: (?P<spec>[^>]*?) -->\n(?P<body>.*?)^<!-- end -->$", re.M | re.S)
 
 
