@@ -10,9 +10,9 @@ widget_image, wait_image_change.
 The steps wait for states read from JupyterLab itself: the server exposes its application to the page
 (window.jupyterapp), and the helpers of HELPERS_JS read the notebook panel, its kernel and its cells'
 models from it and execute JupyterLab's commands through its command registry. Every wait has a
-deadline sized from what it waits for; running cells gets DEADLINE_BASE_S plus DEADLINE_FACTOR times
-the time those cells took in the committed notebook's stored run (nbconvert keeps it in each cell's
-metadata).
+deadline sized from what it waits for; a running cell gets DEADLINE_BASE_S plus DEADLINE_FACTOR times
+the time it took in the committed notebook's stored run (nbconvert keeps it in the cell's metadata),
+counted from when the cell before it finished.
 
 Two kinds of failure are kept apart. AssertionError: the notebook (or its widget) is wrong, as the
 page shows it. HarnessError: the test could not drive JupyterLab (its page never loaded, a command
@@ -57,10 +57,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\s*[\w.]*(Error|Exception): ", re.MULTILINE)
 STDERR_MIME = "application/vnd.jupyter.stderr"
 
-# Deadlines. Running cells may take DEADLINE_BASE_S plus DEADLINE_FACTOR times what the same cells took
-# in the committed notebook's stored run: a loaded 2-core machine runs them several times slower than
-# the run that was stored, and the browser draws every output. A cell without a stored time (one that
-# a test adds) counts UNTIMED_CELL_S.
+# Deadlines. A running cell may take DEADLINE_BASE_S plus DEADLINE_FACTOR times what it took in the
+# committed notebook's stored run, from when the cell before it finished: a loaded 2-core machine runs
+# it several times slower than the run that was stored (over ten times, beside two CPU hogs), and the
+# browser draws every output. A cell without a stored time (one that a test adds) counts UNTIMED_CELL_S.
 DEADLINE_BASE_S, DEADLINE_FACTOR, UNTIMED_CELL_S = 60.0, 20.0, 5.0
 # JupyterLab's page loading its plugins and restoring its layout, and the notebook's kernel starting
 # (a Python importing ipykernel): seconds on an idle machine, a minute or two on a loaded one.
@@ -131,7 +131,7 @@ def stored_seconds(cell: dict) -> float | None:
 
 
 def deadline_for(seconds: list[float | None]) -> float:
-    """How long running cells whose stored times are `seconds` may take in the browser:
+    """How long cells whose stored times are `seconds` may take to run in the browser:
     DEADLINE_BASE_S + DEADLINE_FACTOR x their total, a cell without a stored time counted UNTIMED_CELL_S."""
     total = sum(UNTIMED_CELL_S if s is None else s for s in seconds)
     return DEADLINE_BASE_S + DEADLINE_FACTOR * total
@@ -148,11 +148,17 @@ class NotebookCopy:
     def code_cells(self) -> int:
         return len(self.sources)
 
-    def deadline(self, snippet: str | None = None) -> float:
-        """The deadline (deadline_for) of running every code cell, or of the one whose source holds
-        `snippet` (a widget's callback does about what its cell did: draw the first picture)."""
-        if snippet is None:
-            return deadline_for(self.stored)
+    def cell_deadline(self, index: int | None) -> float:
+        """The deadline (deadline_for) of code cell `index` (0-based; one past the copy's cells: a cell
+        a test added), from when the cell before it finished; None: the end of a run, once no cell
+        runs (the command settling, the kernel going idle), DEADLINE_BASE_S."""
+        if index is None:
+            return DEADLINE_BASE_S
+        return deadline_for([self.stored[index] if 0 <= index < len(self.stored) else None])
+
+    def deadline(self, snippet: str) -> float:
+        """The deadline of the code cell whose source holds `snippet`, for a widget's callback, which
+        does about what its cell did: draw the first picture."""
         found = [t for src, t in zip(self.sources, self.stored) if snippet in src]
         assert len(found) == 1, f"expected one code cell containing {snippet!r} in {self.path}, found {len(found)}"
         return deadline_for(found)
@@ -469,6 +475,8 @@ window.varTutorial = {
       kernel: kernel ? kernel.status : null, connection: kernel ? kernel.connectionStatus : null,
       cells: cells.length, done: counts.length, last_count: counts.length ? Math.max(...counts) : null,
       running: cells.filter(c => c.model.executionState === 'running').length,
+      first_running: cells.some(c => c.model.executionState === 'running')
+          ? cells.findIndex(c => c.model.executionState === 'running') : null,
       prompts: prompts.length, prompts_done: prompts.filter(t => /^\[\d+\]:$/.test(t)).length,
       prompts_busy: prompts.filter(t => t === '[*]:').length,
       executions: this.executeInputs, indicator: indicator ? indicator.dataset.status : null,
@@ -552,8 +560,8 @@ class NotebookPage:
 
 def describe(state: dict) -> str:
     """The parts of a state that tell where a run stands, for a message."""
-    keys = ("cells", "done", "running", "prompts_done", "prompts_busy", "kernel", "connection", "executions",
-            "current", "run_all_enabled", "dialog", "run", "app", "started", "restored", "panel")
+    keys = ("cells", "done", "running", "first_running", "prompts_done", "prompts_busy", "kernel", "connection",
+            "executions", "current", "run_all_enabled", "dialog", "run", "app", "started", "restored", "panel")
     return "{" + ", ".join(f"{k}: {state[k]!r}" for k in keys if k in state) + "}"
 
 
@@ -633,7 +641,7 @@ def started(before: dict, now: dict) -> bool:
             or (now.get("last_count") or 0) > (before.get("last_count") or 0))
 
 
-def run_cells(nb, command: str, what: str, deadline: float, cell: int | None = None, start_s: float = START_S,
+def run_cells(nb, command: str, what: str, deadline, cell: int | None = None, start_s: float = START_S,
               tries: int = RUN_TRIES, poll_s: float = POLL_S) -> Run:
     """Issue a JupyterLab command that runs cells (nb.issue(command, cell)) and wait until they ran.
 
@@ -643,9 +651,11 @@ def run_cells(nb, command: str, what: str, deadline: float, cell: int | None = N
     a dialog shown before anything ran is a HarnessError at once (the command waits on it).
     A command that started is never issued again: a cell that ran and failed is the notebook's
     failure, which the caller reads from the page.
-    Then it waits until the command's promise settled, no cell runs and the kernel is idle, at most
-    `deadline` seconds from the start: AssertionError after that, or as soon as a dialog or a dead
-    kernel stops the run. nb: a NotebookPage, or anything with its state, issue, wait and screenshot."""
+    Then it waits until the command's promise settled, no cell runs and the kernel is idle. The cells
+    run one after the other; deadline(i) is how long code cell i (0-based) may run, counted from when
+    the one before it finished, and deadline(None) how long the end of the run may take once no cell
+    runs. AssertionError when one is passed, naming the cell, or as soon as a dialog or a dead kernel
+    stops the run. nb: a NotebookPage, or anything with its state, issue, wait and screenshot."""
     seen = []
     for attempt in range(1, tries + 1):
         before = nb.state()
@@ -668,7 +678,8 @@ def run_cells(nb, command: str, what: str, deadline: float, cell: int | None = N
                        f"Seen:\n" + "\n".join(seen) + nb.screenshot("never_started"))
 
 
-def _wait_finished(nb, what: str, deadline: float, tries: int, t0: float, poll_s: float) -> Run:
+def _wait_finished(nb, what: str, deadline, tries: int, t0: float, poll_s: float) -> Run:
+    progress, since = None, t0  # (cells done, the cell running) and since when it is so
     while True:
         state = nb.state()
         if state.get("dialog"):
@@ -680,16 +691,22 @@ def _wait_finished(nb, what: str, deadline: float, tries: int, t0: float, poll_s
         if (run.get("settled") and state["running"] == 0 and state.get("prompts_busy", 0) == 0
                 and state["kernel"] == "idle"):
             return Run(tries, time.monotonic() - t0, state)
-        if time.monotonic() - t0 > deadline:
-            raise AssertionError(f"{what} did not finish within {deadline:.0f} s: {describe(state)}"
-                                 f"{nb.screenshot('timeout')}")
+        at = state.get("first_running")
+        if progress is not None and (state.get("done"), at) != progress:
+            since = time.monotonic()
+        progress = (state.get("done"), at)
+        limit, spent = deadline(at), time.monotonic() - since
+        if spent > limit:
+            where = f"code cell {at + 1} of {state['cells']}" if at is not None else "its end (no cell running)"
+            raise AssertionError(f"{what} did not finish: {where} went on for {spent:.0f} s, past its deadline "
+                                 f"of {limit:.0f} s: {describe(state)}{nb.screenshot('timeout')}")
         nb.wait(poll_s)
 
 
-def run_all_cells(nb: NotebookPage, deadline: float) -> Run:
+def run_all_cells(nb: NotebookPage, deadline) -> Run:
     """Run > Run All Cells (the command the menu item executes), and wait until every code cell has run
-    or the run stopped at a cell that failed (run_cells). AssertionError when it stopped short of the
-    last cell and the page shows no error to say why."""
+    or the run stopped at a cell that failed (run_cells; deadline(i): code cell i's). AssertionError when
+    it stopped short of the last cell and the page shows no error to say why."""
     run = run_cells(nb, "notebook:run-all-cells", "Run All", deadline)
     if run.state["done"] < run.state["cells"] and not notebook_errors(nb.page):
         raise AssertionError(f"Run All stopped after {run.state['done']} of {run.state['cells']} code cells "
@@ -697,8 +714,9 @@ def run_all_cells(nb: NotebookPage, deadline: float) -> Run:
     return run
 
 
-def add_code_cell(nb: NotebookPage, source: str, deadline: float) -> Run:
-    """Append a code cell holding `source` to the open notebook and run it (Run > Run Selected Cell)."""
+def add_code_cell(nb: NotebookPage, source: str, deadline) -> Run:
+    """Append a code cell holding `source` to the open notebook and run it (Run > Run Selected Cell);
+    deadline: as run_cells's."""
     cells = nb.state()["cells"]
     nb.page.evaluate("([p, s]) => window.varTutorial.addCodeCell(p, s)", [nb.path, source])
     _wait_for(nb, lambda s: s["cells"] == s["prompts"] == cells + 1, WIDGET_RENDER_S,
