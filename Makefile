@@ -26,11 +26,17 @@ quickstart: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python -m var_tutorial make-exercises
 
+# One torch thread per process in the tests (TEST_THREADS=2 or more to change it): on a 2-core
+# machine that is busy with other work, two threads that wait for each other at every operation
+# ran the quick notebooks 01 and 05 six times slower than one thread (746 s against 126 s beside
+# one CPU-bound process); on an idle machine one thread costs about half as much again.
+TEST_THREADS ?= 1
+
 test: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -q $(ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -q $(ARGS)
 
 test-browser: $(STAMP)
-	$(BIN)/python -m pytest -m browser tests/test_browser.py -q $(ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -m browser tests/test_browser.py -q $(ARGS)
 
 # Debian's chromium for the browser tests (Playwright's own browser download is not used);
 # nothing to do when it is already installed; sudo when not root.
