@@ -325,3 +325,126 @@ def test_the_references_choices_from_the_command_line(files, tmp_path, monkeypat
     with pytest.raises(SystemExit) as e:
         main(["train", "--model", "var", "--drop-path", "1"])
     assert e.value.code == 2
+
+
+# -- exposure bias: self-forced fine-tuning and the per-scale gap ----------------------------
+@pytest.fixture(scope="module")
+def trained_var(files, tmp_path_factory):
+    """A tiny VAR trained 40 steps on the toy tokens, saved like every exported transformer."""
+    d = tmp_path_factory.mktemp("var")
+    model, _ = run(files, "var", d / "run")
+    tok = load_tokenizer(files["var"]["tokenizer"])
+    path = save_weights(model, d / "var.safetensors", "transformer",
+                        transformer_record(model.cfg, tok, files["var"]["tokenizer"]), dtype=torch.float32)
+    return path
+
+
+def batch(files, n=12):
+    idx, labels = files["var"]["tokens"]
+    return idx[:n].long(), labels[:n]
+
+
+def test_self_forcing_with_fraction_zero_is_teacher_forcing(files, trained_var):
+    """fraction=0 is token_loss itself, and with fraction 0.5 the teacher-forced half of the batch
+    gets exactly token_loss's numbers (eval mode: no class dropout to draw differently)."""
+    model, tok = load_transformer(trained_var)
+    idx, labels = batch(files)
+    q, cfg = tok.quantizer, model.cfg
+    with torch.no_grad():
+        plain = transformer_loop.token_loss(model, cfg, q, idx, labels, bf16=False)
+        zero = transformer_loop.self_forced_loss(model, cfg, q, idx, labels, False, fraction=0.0)
+        half = transformer_loop.self_forced_loss(model, cfg, q, idx, labels, False, fraction=0.5)
+    assert torch.equal(zero[0], plain[0]) and torch.equal(zero[1], plain[1])
+    assert torch.allclose(half[0][6:], plain[0][6:], atol=1e-6) and torch.equal(half[1][6:], plain[1][6:])
+    assert not torch.allclose(half[0][:6], plain[0][:6])  # the self-forced half saw another context
+
+
+@pytest.mark.parametrize("target", ["truth", "teacher"])
+def test_self_forced_rows_learn_from_the_models_own_tokens(files, trained_var, target):
+    """The self-forced rows' input is the teacher-forcing input of the model's own (argmax)
+    tokens from a teacher-forced pass; their loss is against the true tokens, or against that
+    pass's distribution. Written out by hand here, step by step."""
+    model, tok = load_transformer(trained_var)
+    idx, labels = batch(files)
+    q, cfg = tok.quantizer, model.cfg
+    with torch.no_grad():
+        teacher = model(labels, q.teacher_forcing_input(unflatten_tokens(idx, cfg.patch_nums)))
+        own = teacher.argmax(-1)
+        logits = model(labels, q.teacher_forcing_input(unflatten_tokens(own, cfg.patch_nums)))
+        want = (-(teacher.softmax(-1) * logits.log_softmax(-1)).sum(-1) if target == "teacher"
+                else torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx, reduction="none"))
+        got, correct = transformer_loop.self_forced_loss(model, cfg, q, idx, labels, False, fraction=1.0,
+                                                         draw="argmax", target=target)
+    assert torch.allclose(got, want, atol=1e-5) and torch.equal(correct, logits.argmax(-1) == idx)
+    assert not torch.equal(own, idx)  # the model's tokens are not the truth, so the inputs differed
+
+
+def test_exposure_gap_is_zero_at_the_first_scale(files, trained_var):
+    """Scale 1 has no coarser scale, so its context is the same in both measurements; the later
+    scales see the model's own draws and, for this barely trained model, do worse."""
+    model, tok = load_transformer(trained_var)
+    m = transformer_loop.exposure_gap(model, model.cfg, tok.quantizer, batch(files, 32), batch_size=8, seed=3)
+    true, own = m["true_context"], m["own_context"]
+    assert own["loss_per_scale"][0] == pytest.approx(true["loss_per_scale"][0], abs=1e-6)
+    assert own["loss_per_scale"][-1] > true["loss_per_scale"][-1]
+    again = transformer_loop.exposure_gap(model, model.cfg, tok.quantizer, batch(files, 32), batch_size=8, seed=3)
+    assert again == m  # seeded: the same draws
+
+
+def finetune(files, trained_var, out, steps=16, fraction=0.5, **kw):
+    tok = load_tokenizer(files["var"]["tokenizer"])
+    model, _ = load_transformer(trained_var)
+    tcfg = TransformerTrainConfig(dataset="toy", tokenizer=str(files["var"]["tokenizer"]), steps=steps, batch_size=16,
+                                  lr=3e-3, warmup_steps=2, log_every=4, eval_every=0, ckpt_every=8)
+    forcing = config.SelfForcing(init_from=str(trained_var), fraction=fraction)
+    return train_transformer(model.cfg, tcfg, tok, out, device="cpu", compile=False, progress=False,
+                             tokens=files["var"]["tokens"], self_forcing=forcing, **kw)
+
+
+def test_finetuning_starts_from_the_weights_learns_and_resumes_exactly(files, trained_var, tmp_path):
+    model, history = finetune(files, trained_var, tmp_path / "straight", steps=24)
+    start, _ = load_transformer(trained_var)
+    tok = load_tokenizer(files["var"]["tokenizer"])
+    idx, labels = batch(files, 32)
+    with torch.no_grad():  # the fine-tuned model does better on its own context than where it started
+        before = transformer_loop.exposure_gap(start, start.cfg, tok.quantizer, (idx, labels), 8, seed=1)
+        after = transformer_loop.exposure_gap(model, model.cfg, tok.quantizer, (idx, labels), 8, seed=1)
+    assert after["own_context"]["loss"] < before["own_context"]["loss"]
+    logged = [h["loss"] for h in history if "loss" in h]
+    assert logged[0] < math.log(64) - 0.5  # it started from trained weights, not from scratch
+    finetune(files, trained_var, tmp_path / "split", steps=24, stop_after=8)
+    _, resumed = finetune(files, trained_var, tmp_path / "split", steps=24)
+    drop_time = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
+    assert drop_time(resumed) == drop_time(history)
+    with pytest.raises(ValueError, match=r"was trained with self_forcing .*'fraction': 0.5.*not .*'fraction': 0.25"):
+        finetune(files, trained_var, tmp_path / "split", steps=24, fraction=0.25)
+
+
+def test_finetune_and_exposure_commands(files, trained_var, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VAR_TUTORIAL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("VAR_TUTORIAL_RESULTS", str(tmp_path / "results"))
+    main(["finetune", "--weights", str(trained_var), "--dataset", "toy", "--subset", "16", "--steps", "4",
+          "--batch-size", "8", "--fraction", "0.5", "--target", "teacher", "--name", "ft", "--out",
+          str(tmp_path / "run"), "--export", str(tmp_path / "ft.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "results" / "train_ft.json").read_text())
+    assert record["config"]["self_forcing"] == {"init_from": str(trained_var), "fraction": 0.5, "draw": "sample",
+                                                "target": "teacher"}
+    assert record["config"]["train"]["lr"] == 1e-4 and record["metrics"]["train_steps"] == 4
+    main(["exposure", "--weights", str(tmp_path / "ft.safetensors"), "--dataset", "toy", "--images", "8",
+          "--results", "exposure_ft", "--device", "cpu"])
+    m = json.loads((tmp_path / "results" / "exposure_ft.json").read_text())["metrics"]
+    assert m["images"] == 8 and m["patch_nums"] == [1, 2, 4] and len(m["loss_gap_per_scale"]) == 3
+    assert m["loss_gap_per_scale"][0] == pytest.approx(0, abs=1e-5)
+    assert "loss (own context)" in capsys.readouterr().out
+    for bad, message in ((["--fraction", "2"], "argument --fraction: 2: expected a fraction of the batch in [0, 1]"),
+                         (["--draw", "top"], "argument --draw: invalid choice: 'top'")):
+        with pytest.raises(SystemExit) as e:
+            main(["finetune", *bad])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    tok = load_tokenizer(files["raster"]["tokenizer"])
+    cfg = transformer_config("raster", "tiny", tok.cfg)
+    raster = save_weights(build_transformer(cfg), tmp_path / "r.safetensors", "transformer",
+                          transformer_record(cfg, tok, files["raster"]["tokenizer"]))
+    with pytest.raises(SystemExit) as e:
+        main(["finetune", "--weights", str(raster), "--dataset", "toy"])
+    assert e.value.code == 2 and "holds a 'raster' transformer: expected VAR" in capsys.readouterr().err

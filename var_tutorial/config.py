@@ -6,6 +6,7 @@ nothing else (the nanoGPT habit).
 
     TokenizerConfig, TokenizerTrainConfig       the VQ-VAE and how it is trained
     TransformerConfig, TransformerTrainConfig   VAR / the raster baseline and how they are trained
+    SelfForcing                                 VAR fine-tuned on its own draws (exposure bias)
     transformer_config(kind, preset, tokenizer) a transformer fitted to its tokenizer
     check_fits(tokenizer, transformer)          whether a transformer can learn a tokenizer's tokens
     ClassifierConfig, ClassifierTrainConfig     the evaluation classifier (metrics.py's judge)
@@ -276,6 +277,33 @@ class TransformerTrainConfig(ConfigDict):
 
     def __post_init__(self):
         check_training_numbers(self)
+
+
+@dataclass
+class SelfForcing(ConfigDict):
+    """Fine-tuning VAR on its own context (train/transformer.self_forced_loss), against exposure bias.
+
+    ``fraction`` of every batch learns with the input of scale k+1 built from the model's own
+    draws at scales 1..k instead of the true token maps; the rest is plain teacher forcing,
+    so fraction=0 is ordinary training. ``draw``: how the model's tokens are drawn ("sample",
+    as when generating, or "argmax"). ``target``: what those rows learn, the image's true
+    tokens ("truth") or the teacher-forced pass's distribution ("teacher", the student-forcing
+    loss of Self-Autoregressive Refinement). ``init_from``: the weights the fine-tuning starts from.
+    """
+
+    init_from: str = "var_cifar10"
+    fraction: float = 0.5
+    draw: str = "sample"
+    target: str = "truth"
+
+    def __post_init__(self):
+        if not (isinstance(self.fraction, (int, float)) and 0 <= self.fraction <= 1):
+            raise ValueError(f"fraction={self.fraction!r}: expected a fraction of the batch in [0, 1]")
+        if self.draw not in ("sample", "argmax"):
+            raise ValueError(f"draw={self.draw!r}: expected 'sample' or 'argmax'")
+        if self.target not in ("truth", "teacher"):
+            raise ValueError(f"target={self.target!r}: expected 'truth' (the true tokens) or 'teacher' "
+                             "(the teacher-forced pass's distribution)")
 
 
 def transformer_config(kind: str, preset: str, tokenizer_cfg: TokenizerConfig, **overrides) -> TransformerConfig:

@@ -90,6 +90,16 @@ def get_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
+def image_dataset_of(image_size: int, what: str) -> str:
+    """The data set of image_size px images (cifar10 at 32, imagenette64 at 64), for a command
+    whose --dataset defaults to the one its weights were made for; `what` names the weights."""
+    names = [name for name, info in DATASETS.items() if info.image_size == image_size]
+    if len(names) != 1:
+        raise ValueError(f"{what} works on {image_size} px images, the size of no data set here "
+                         f"({', '.join(f'{n}: {i.image_size} px' for n, i in DATASETS.items())}): pass --dataset")
+    return names[0]
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not a known split; expected one of {list(SPLITS)}")

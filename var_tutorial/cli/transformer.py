@@ -1,13 +1,18 @@
-"""train: VAR (next-scale) or the raster baseline (next-token) on a tokenizer's tokens."""
+"""train: VAR (next-scale) or the raster baseline (next-token) on a tokenizer's tokens.
+finetune: VAR fine-tuned on its own draws at the coarser scales (exposure bias).
+exposure: per scale, VAR's loss with the true context and with its own draws."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from .. import distributed
-from ..config import TransformerConfig, TransformerTrainConfig, transformer_config
-from ..data import DATASETS, REPO_ROOT
-from ..pretrained import load_tokenizer, transformer_record
-from ..train import pick_device, train_transformer
+from ..config import SelfForcing, TransformerConfig, TransformerTrainConfig, transformer_config
+from ..data import DATASETS, REPO_ROOT, image_dataset_of
+from ..pretrained import load_tokenizer, load_transformer, read_weights, transformer_record
+from ..records import write_results
+from ..train import exposure_gap, hold_out, pick_device, token_cache, train_transformer
 from ..transformer import build_transformer, count_params
 from ..vqvae import VQVAE
 from .common import (
@@ -26,7 +31,8 @@ from .common import (
 
 def train_and_export_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, tokenizer: VQVAE, name: str,
                                  out_dir, export, device=None, compile: bool | None = None,
-                                 minutes: float | None = None, resume: bool = True, results_folder=None):
+                                 minutes: float | None = None, resume: bool = True, results_folder=None,
+                                 self_forcing: SelfForcing | None = None):
     """Train a transformer on the tokens of `tokenizer` (loaded from tcfg.tokenizer; checkpoints
     in out_dir), export its weights to `export` with the record of its tokenizer, and write
     results/train_<name>.json. Returns the trained model (None on the other ranks under torchrun)."""
@@ -37,7 +43,7 @@ def train_and_export_transformer(cfg: TransformerConfig, tcfg: TransformerTrainC
         print(f"training {name}: {n_params / 1e6:.2f} M parameters ({n_blocks / 1e6:.2f} M in blocks and head), "
               f"{cfg.num_tokens} tokens per image, " + on_device(device))
     (model, history), seconds = timed(train_transformer, cfg, tcfg, tokenizer, out_dir, device=device,
-                                      compile=compile, minutes=minutes, resume=resume)
+                                      compile=compile, minutes=minutes, resume=resume, self_forcing=self_forcing)
     if not distributed.is_main():
         return None
     last = next((h for h in reversed(history) if "loss" in h), {})
@@ -50,7 +56,8 @@ def train_and_export_transformer(cfg: TransformerConfig, tcfg: TransformerTrainC
     path = export_run(model, export, "transformer", transformer_record(cfg, tokenizer, tcfg.tokenizer), summary,
                       f"train_{name}", history, seconds,
                       {"parameters": n_params, "parameters_blocks_and_head": n_blocks, **summary},
-                      {"model": cfg.to_dict(), "train": tcfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict()},
+                      {"model": cfg.to_dict(), "train": tcfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict(),
+                       **({"self_forcing": self_forcing.to_dict()} if self_forcing else {})},
                       device, results_folder)
     print(f"saved {export} ({megabytes(export)}) and {path} after {seconds / 60:.1f} min")
     return model
@@ -124,5 +131,122 @@ def cmd_train(args):
                                  minutes=args.minutes, resume=not args.fresh)
 
 
+def add_finetune(sub) -> None:
+    f = sub.add_parser("finetune", help="fine-tune VAR on its own draws at the coarser scales (exposure bias)",
+                       description="Continue training VAR from --weights, with --fraction of every batch built "
+                       "from the model's own tokens at the coarser scales instead of the true ones "
+                       "(train/transformer.self_forced_loss). --fraction 0 is plain teacher forcing for the same "
+                       "steps: the control that says what the extra training alone does.")
+    f.add_argument("--weights", default="var_cifar10", help="the VAR weights to start from (registry name or file)")
+    f.add_argument("--fraction", type=number("[0, 1]", what="a fraction of the batch"), default=0.5,
+                   help="share of every batch that sees its own context (0: plain teacher forcing)")
+    f.add_argument("--draw", choices=["sample", "argmax"], default="sample",
+                   help="the model's tokens: drawn as when generating, or the most likely")
+    f.add_argument("--target", choices=["truth", "teacher"], default="truth",
+                   help="what the self-forced rows learn: the true tokens, or the teacher-forced pass's distribution")
+    f.add_argument("--dataset", default=None, choices=[*DATASETS, "toy"],
+                   help="default: the data set of the tokenizer's image size (cifar10 at 32 px, imagenette64 at 64)")
+    budget = f.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=at_least(1), default=2_000)
+    budget.add_argument("--minutes", type=at_least(0.01, float, "a number of minutes"), default=None,
+                        help="time budget: sets the step count after timing the first steps")
+    f.add_argument("--batch-size", type=at_least(1), default=512)
+    f.add_argument("--lr", type=number("(0, inf)", what="a learning rate"), default=1e-4)
+    f.add_argument("--warmup-steps", type=at_least(0), default=100)
+    f.add_argument("--seed", type=at_least(0), default=0)
+    f.add_argument("--subset", type=at_least(0), default=0, help="train on N images only, spread over the classes")
+    f.add_argument("--log-every", type=at_least(1), default=None, help="default 100")
+    f.add_argument("--eval-every", type=at_least(0), default=0,
+                   help="teacher-forced validation every N steps (default 0: never)")
+    f.add_argument("--holdout", type=at_least(0), default=0,
+                   help="validate on N training images held out of the fine-tuning, not on the test split")
+    f.add_argument("--name", default=None, help="results/train_<name>.json, runs/<name>/ (default finetune_<dataset>)")
+    f.add_argument("--out", default=None, help="checkpoint folder (default runs/<name>)")
+    f.add_argument("--export", default=None, help="weights file to write (default runs/<name>/<name>.safetensors)")
+    f.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    f.add_argument("--no-compile", action="store_true")
+    add_device(f)
+    f.set_defaults(func=cmd_finetune)
+
+
+def cmd_finetune(args):
+    start, tokenizer = load_transformer(args.weights)
+    if start.cfg.kind != "var":
+        raise ValueError(f"--weights {args.weights} holds a {start.cfg.kind!r} transformer: expected VAR "
+                         "(self-forcing feeds the next scale its own coarser scales)")
+    tokenizer_file = read_weights(args.weights, "transformer")[1]["tokenizer_file"]
+    dataset = args.dataset or image_dataset_of(tokenizer.cfg.image_size, f"--weights {args.weights}")
+    check_image_size(dataset, tokenizer.cfg.image_size, args.weights)
+    forcing = SelfForcing(init_from=str(args.weights), fraction=args.fraction, draw=args.draw, target=args.target)
+    tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
+                                  batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                                  seed=args.seed, subset=args.subset, eval_every=args.eval_every, holdout=args.holdout)
+    if args.log_every is not None:
+        tcfg.log_every = args.log_every
+    name = args.name or f"finetune_{dataset}"
+    export = Path(args.export or REPO_ROOT / "runs" / name / f"{name}.safetensors")
+    train_and_export_transformer(start.cfg, tcfg, tokenizer, name, Path(args.out or REPO_ROOT / "runs" / name), export,
+                                 device=args.device, compile=False if args.no_compile else None,
+                                 minutes=args.minutes, resume=not args.fresh, self_forcing=forcing)
+
+
+def measure_exposure(weights, dataset: str | None = None, split: str = "test", images: int = 2000,
+                     draw: str = "sample", seed: int = 0, batch_size: int = 500, results_name: str | None = None,
+                     device=None, results_folder=None) -> dict:
+    """exposure_gap of a VAR file on `images` images of a split (the test split by default: this
+    measures, it selects nothing), written to results/<results_name>.json."""
+    device = pick_device(device)
+    model, tokenizer = load_transformer(weights, device=device)
+    if model.cfg.kind != "var":
+        raise ValueError(f"--weights {weights} holds a {model.cfg.kind!r} transformer: expected VAR")
+    tokenizer_file = read_weights(weights, "transformer")[1]["tokenizer_file"]
+    dataset = dataset or image_dataset_of(tokenizer.cfg.image_size, f"--weights {weights}")
+    check_image_size(dataset, tokenizer.cfg.image_size, weights)
+    idx, labels = token_cache(tokenizer_file, dataset, split, device=device)
+    n = len(idx) // 2  # the unflipped images
+    if split == "train":  # a seeded random choice, spread over the classes like hold_out's
+        _, (idx, labels) = hold_out((idx, labels), min(images, n - 1), seed)
+    else:  # the first `images` unflipped images, in a fixed shuffled order (the cache is sorted by class)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]
+        idx, labels = idx[:n][order], labels[:n][order]
+    m = exposure_gap(model, model.cfg, tokenizer.quantizer, (idx.to(device), labels.to(device)), batch_size, draw, seed)
+    gap = [round(o - t, 5) for o, t in zip(m["own_context"]["loss_per_scale"], m["true_context"]["loss_per_scale"])]
+    m.update(loss_gap_per_scale=gap, patch_nums=list(model.cfg.patch_nums), images=len(idx), split=split,
+             dataset=dataset, draw=draw, weights=str(weights))
+    path = write_results(results_name or f"exposure_{dataset}", m, device=device, out_dir=results_folder,
+                         config={"model": model.cfg.to_dict(), "tokenizer": tokenizer.cfg.to_dict()})
+    print("scale  side  loss (true context)  loss (own context)  accuracy (true)  accuracy (own)")
+    for k, pn in enumerate(model.cfg.patch_nums):
+        print(f"{k + 1:5d}  {pn:4d}  {m['true_context']['loss_per_scale'][k]:19.3f}  "
+              f"{m['own_context']['loss_per_scale'][k]:18.3f}  {m['true_context']['accuracy_per_scale'][k]:15.1%}  "
+              f"{m['own_context']['accuracy_per_scale'][k]:14.1%}")
+    print(f"wrote {path}")
+    return m
+
+
+def add_exposure(sub) -> None:
+    e = sub.add_parser("exposure", help="per scale, VAR's loss with the true context and with its own draws",
+                       description="Measure exposure bias: the loss and accuracy of every scale when the coarser "
+                       "scales are the true token maps (teacher forcing) and when they are the model's own draws.")
+    e.add_argument("--weights", default="var_cifar10", help="VAR weights (registry name or file)")
+    e.add_argument("--dataset", default=None, choices=[*DATASETS, "toy"],
+                   help="default: the data set of the tokenizer's image size")
+    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--images", type=at_least(1), default=2000, help="how many images to measure on")
+    e.add_argument("--draw", choices=["sample", "argmax"], default="sample")
+    e.add_argument("--seed", type=at_least(0), default=0)
+    e.add_argument("--batch-size", type=at_least(1), default=500)
+    e.add_argument("--results", default=None, help="results file name (default exposure_<dataset>)")
+    add_device(e)
+    e.set_defaults(func=cmd_exposure)
+
+
+def cmd_exposure(args):
+    measure_exposure(args.weights, args.dataset, args.split, args.images, args.draw, args.seed, args.batch_size,
+                     args.results, args.device)
+
+
 def register(sub) -> None:
     add_train(sub)
+    add_finetune(sub)
+    add_exposure(sub)

@@ -4,6 +4,7 @@ Three loops, one module each, built from the same few pieces (loop.py):
 
     train_tokenizer     images -> tokenizer             loss = ||decode(f_hat) - x||^2 + vq_loss   tokenizer.py
     train_transformer   cached tokens -> VAR or raster  loss = cross entropy of every token        transformer.py
+                        (fine-tuning VAR on its own draws: self_forced_loss, the same file)
     train_classifier    images -> evaluation classifier loss = label-smoothed cross entropy         classifier.py
 
 The shared pieces, each defined once in loop.py, are things a student can check:
@@ -44,8 +45,12 @@ from .tokenizer import train_tokenizer
 from .transformer import (
     empty_window,
     encode_tokens,
+    exposure_gap,
     hold_out,
+    own_context,
+    own_draws,
     per_scale_stats,
+    self_forced_loss,
     summed_window,
     token_cache,
     token_loss,
@@ -60,6 +65,7 @@ __all__ = [
     # the three loops
     "train_tokenizer",
     "encode_tokens", "token_cache", "hold_out", "token_loss", "per_scale_stats", "empty_window", "summed_window", "validate",
+    "own_draws", "own_context", "self_forced_loss", "exposure_gap",
     "train_transformer",
     "train_classifier",
 ]

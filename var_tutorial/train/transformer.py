@@ -9,9 +9,14 @@ gets a new cache and an old cache is never used with the wrong tokenizer.
 VAR is taught by teacher forcing (token_loss): its input for scale k+1 is the quantizer's
 cumulative f_hat after scale k, downsampled to scale k+1. The loss, the accuracy and the
 validation are reported per scale (per_scale_stats), so that one sees which scales are hard.
+
+Teacher forcing has a blind spot, *exposure bias*: when VAR generates, its input is built from
+its own draws, never from the true maps it learnt from. self_forced_loss fine-tunes it on its
+own context, and exposure_gap measures, per scale, what that context costs.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,10 +24,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..config import TransformerConfig, TransformerTrainConfig, check_fits
+from ..config import SelfForcing, TransformerConfig, TransformerTrainConfig, check_fits
 from ..data import data_root, sha256_file, to_float
 from ..fast import use_bicubic_matrices
-from ..pretrained import load_tokenizer, resolve, transformer_record
+from ..pretrained import load_tokenizer, load_transformer, resolve, transformer_record
+from ..sampling import sample_tokens
 from ..transformer import build_transformer, flatten_tokens, scale_index, unflatten_tokens
 from ..vqvae import VQVAE
 from .loop import (
@@ -114,6 +120,69 @@ def token_loss(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, l
     return loss_BL, logits.detach().argmax(-1) == idx_BL
 
 
+def own_draws(logits_BLV: torch.Tensor, draw: str = "sample", generator: torch.Generator | None = None) -> torch.Tensor:
+    """The model's own token at every position (B, L): drawn from its softmax as when it
+    generates without guidance ("sample"), or its most likely token ("argmax")."""
+    if draw == "argmax":
+        return logits_BLV.argmax(-1)
+    if draw == "sample":
+        return sample_tokens(logits_BLV, generator=generator)
+    raise ValueError(f"draw={draw!r}: expected 'sample' or 'argmax'")
+
+
+@torch.no_grad()
+def own_context(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, label_B: torch.Tensor, bf16: bool,
+                draw: str = "sample", generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """VAR's input built from its own tokens instead of the true ones: (x (B, L - 1, Cv), teacher logits (B, L, V)).
+
+    One teacher-forced pass gives the logits of every scale at once; the model draws its own
+    token map at every scale from them (own_draws): its guess at this image's r_k, made from
+    the true r_1..r_{k-1}. The input of scale k+1 is then the cumulative f_hat of *its own*
+    r_1..r_k, downsampled, exactly as teacher_forcing_input builds it from the true maps: a
+    one-step rollout at every scale at once (the stagger-scale rollout of Self-Autoregressive
+    Refinement, Zhou et al. 2025). A full rollout from scale 1 would draw another image,
+    whose true tokens nobody knows.
+    """
+    x_true = quantizer.teacher_forcing_input(unflatten_tokens(idx_BL, cfg.patch_nums))  # (B, L - 1, Cv)
+    with torch.autocast(idx_BL.device.type, dtype=torch.bfloat16, enabled=bf16):
+        teacher = model(label_B, x_true).float()  # (B, L, V)
+    own = own_draws(teacher, draw, generator)  # (B, L): the model's r_1..r_K
+    return quantizer.teacher_forcing_input(unflatten_tokens(own, cfg.patch_nums)), teacher
+
+
+def self_forced_loss(model, cfg: TransformerConfig, quantizer, idx_BL: torch.Tensor, label_B: torch.Tensor,
+                     bf16: bool, fraction: float, draw: str = "sample", target: str = "truth",
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """token_loss, except that the first round(fraction * B) rows learn from their own context.
+
+    Those rows' input is own_context's (pass 1, without gradient); pass 2 learns from it, with
+    gradient, to predict
+      target="truth":   the image's true tokens, as in scheduled sampling (Bengio et al. 2015);
+      target="teacher": pass 1's distribution, the student-forcing loss of SAR: predict from
+                        your own context what you predicted from the true one.
+    The other rows are teacher-forced as in token_loss; fraction=0 *is* token_loss.
+    """
+    if cfg.kind != "var":
+        raise ValueError(f"cfg.kind={cfg.kind!r}: self-forcing builds VAR's next-scale input; it needs kind='var'")
+    if target not in ("truth", "teacher"):
+        raise ValueError(f"target={target!r}: expected 'truth' or 'teacher'")
+    n = round(fraction * len(idx_BL))
+    if n == 0:
+        return token_loss(model, cfg, quantizer, idx_BL, label_B, bf16)
+    x_own, teacher = own_context(model, cfg, quantizer, idx_BL[:n], label_B[:n], bf16, draw, generator)
+    with torch.no_grad():
+        x_rest = quantizer.teacher_forcing_input(unflatten_tokens(idx_BL[n:], cfg.patch_nums))
+    with torch.autocast(idx_BL.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(label_B, torch.cat([x_own, x_rest]))  # pass 2: (B, L, V)
+    B, L, V = logits.shape
+    loss_BL = F.cross_entropy(logits.reshape(B * L, V), idx_BL.reshape(B * L), reduction="none").view(B, L)
+    if target == "teacher":  # a soft target: cross entropy against pass 1's probabilities
+        soft = F.cross_entropy(logits[:n].reshape(n * L, V), teacher.softmax(-1).reshape(n * L, V),
+                               reduction="none").view(n, L)
+        loss_BL = torch.cat([soft, loss_BL[n:]])
+    return loss_BL, logits.detach().argmax(-1) == idx_BL
+
+
 def per_scale_stats(window: dict, scale_L: torch.Tensor, K: int, prefix: str = "") -> dict:
     """Mean loss and accuracy over the tokens summed in window (loss_L, correct_L over n
     sequences): overall and per scale (per scale k: over its pn_k^2 positions)."""
@@ -160,9 +229,38 @@ def validate(model, cfg, quantizer, tokens, scale_L, batch_size: int) -> dict:
     return per_scale_stats(summed_window(window), scale_L, len(cfg.patch_nums), prefix="val_")
 
 
+@torch.no_grad()
+def exposure_gap(model, cfg: TransformerConfig, quantizer, tokens: tuple, batch_size: int = 500,
+                 draw: str = "sample", seed: int = 0) -> dict:
+    """Per scale, VAR's loss and accuracy on `tokens` (int (N, L), labels (N,)), in eval mode,
+    with two contexts: the true maps (teacher forcing, "true_context") and the model's own
+    draws at the coarser scales (self_forced_loss with fraction 1, "own_context"). The loss
+    is against the image's true tokens in both; the difference is what the model's own
+    mistakes at the coarser scales cost it at each scale."""
+    idx_all, labels_all = tokens
+    device, bf16 = idx_all.device, idx_all.device.type == "cuda"
+    generator = torch.Generator(device).manual_seed(seed)
+    windows = {"true_context": empty_window(cfg.num_tokens, device), "own_context": empty_window(cfg.num_tokens, device)}
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(idx_all), batch_size):
+        idx_BL, label_B = idx_all[i : i + batch_size].long(), labels_all[i : i + batch_size]
+        for context, fraction in (("true_context", 0.0), ("own_context", 1.0)):
+            loss_BL, correct_BL = self_forced_loss(model, cfg, quantizer, idx_BL, label_B, bf16, fraction, draw,
+                                                   generator=generator)
+            window = windows[context]
+            window["loss_L"] += loss_BL.sum(0)
+            window["correct_L"] += correct_BL.sum(0)
+            window["n"] += len(idx_BL)
+    model.train(was_training)
+    scale_L, K = scale_index(cfg.patch_nums).to(device), len(cfg.patch_nums)
+    return {context: per_scale_stats(window, scale_L, K) for context, window in windows.items()}
+
+
 def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, tokenizer: VQVAE, out_dir, device=None,
                       compile=None, minutes: float | None = None, resume: bool = True, progress: bool = True,
-                      stop_after: int | None = None, tokens=None, val_tokens=None):
+                      stop_after: int | None = None, tokens=None, val_tokens=None,
+                      self_forcing: SelfForcing | None = None):
     """Train VAR or the raster baseline on the tokenizer's tokens; returns (model, history).
 
     tokenizer: the tokenizer loaded from tcfg.tokenizer (load_tokenizer(tcfg.tokenizer)),
@@ -181,6 +279,8 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
     log; every eval_every steps the same on the validation tokens (keys val_*). With
     tcfg.keep_best, the weights of the lowest validation loss so far travel in the checkpoint,
     and the finished run returns them (a last history entry says from which step).
+    self_forcing: fine-tune VAR from the weights self_forcing.init_from with self_forced_loss
+    instead of token_loss (the checkpoint records it, and a resumed run must match).
     """
     check_fits(tokenizer.cfg, cfg)
     device, use_cuda = setup_device(distributed.init(device))
@@ -191,11 +291,19 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
         use_bicubic_matrices(quantizer)
     torch.manual_seed(tcfg.seed)
     model = build_transformer(cfg).to(device)
+    if self_forcing is not None:  # fine-tuning: start from trained weights (a checkpoint, if any, replaces them)
+        start, _ = load_transformer(self_forcing.init_from, tokenizer=tokenizer)
+        if start.cfg != cfg:
+            raise ValueError(f"init_from={self_forcing.init_from!r} holds {start.cfg}: expected {cfg}")
+        model.load_state_dict(start.state_dict())
+    loss_fn = token_loss if self_forcing is None else partial(
+        self_forced_loss, fraction=self_forcing.fraction, draw=self_forcing.draw, target=self_forcing.target)
+    forcing = None if self_forcing is None else self_forcing.to_dict()
     opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(0.9, 0.95))
     L, K = cfg.num_tokens, len(cfg.patch_nums)
     step, history, window, best = 0, [], empty_window(L, device), None
     ck = load_checkpoint(ckpt_path, device, config=cfg.to_dict(), tokenizer=record["tokenizer"],
-                         tokenizer_sha256=record["tokenizer_sha256"]) if resume else None
+                         tokenizer_sha256=record["tokenizer_sha256"], self_forcing=forcing) if resume else None
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -223,7 +331,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
 
     def train_step(idx_BL, label_B, lr):
         set_lr(opt, lr)
-        loss_BL, correct_BL = token_loss(fwd, cfg, quantizer, idx_BL, label_B, bf16=use_cuda)
+        loss_BL, correct_BL = loss_fn(fwd, cfg, quantizer, idx_BL, label_B, bf16=use_cuda)
         opt.zero_grad(set_to_none=True)
         loss_BL.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
@@ -260,7 +368,7 @@ def train_transformer(cfg: TransformerConfig, tcfg: TransformerTrainConfig, toke
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(), step=step,
                             history=history, window=window, best=best, config=cfg.to_dict(),
                             train_config=tcfg.to_dict(), tokenizer=record["tokenizer"],
-                            tokenizer_sha256=record["tokenizer_sha256"])
+                            tokenizer_sha256=record["tokenizer_sha256"], self_forcing=forcing)
     loop.close()
     if tcfg.keep_best and best is not None and loop.finished:
         model.load_state_dict(best["model"])  # early stopping: the weights of the lowest validation loss
