@@ -64,7 +64,7 @@ def test_every_command_is_handled_in_the_module_that_parses_it():
             assert parser.get_default("func").__module__ == group.__name__, name
             commands.append(name)
     assert commands == list(cli.parser()._subparsers._group_actions[0].choices)  # every command, in --help's order
-    assert len(commands) == 16
+    assert len(commands) == 18
     main_py = Path(var_tutorial.__file__).with_name("__main__.py").read_text()
     assert len(main_py.splitlines()) <= 40 and "from .cli import main" in main_py
 
