@@ -12,7 +12,7 @@ from ..config import SelfForcing, TransformerConfig, TransformerTrainConfig, tra
 from ..data import DATASETS, REPO_ROOT, image_dataset_of
 from ..pretrained import load_tokenizer, load_transformer, read_weights, transformer_record
 from ..records import write_results
-from ..train import exposure_gap, hold_out, pick_device, token_cache, train_transformer
+from ..train import exposure_gap, pick_device, token_cache, train_transformer
 from ..transformer import build_transformer, count_params
 from ..vqvae import VQVAE
 from .common import (
@@ -203,12 +203,9 @@ def measure_exposure(weights, dataset: str | None = None, split: str = "test", i
     dataset = dataset or image_dataset_of(tokenizer.cfg.image_size, f"--weights {weights}")
     check_image_size(dataset, tokenizer.cfg.image_size, weights)
     idx, labels = token_cache(tokenizer_file, dataset, split, device=device)
-    n = len(idx) // 2  # the unflipped images
-    if split == "train":  # a seeded random choice, spread over the classes like hold_out's
-        _, (idx, labels) = hold_out((idx, labels), min(images, n - 1), seed)
-    else:  # the first `images` unflipped images, in a fixed shuffled order (the cache is sorted by class)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]
-        idx, labels = idx[:n][order], labels[:n][order]
+    n = len(idx) // 2  # the unflipped images; a seeded random choice of them (the cache is sorted by class)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:images]
+    idx, labels = idx[:n][order], labels[:n][order]
     m = exposure_gap(model, model.cfg, tokenizer.quantizer, (idx.to(device), labels.to(device)), batch_size, draw, seed)
     gap = [round(o - t, 5) for o, t in zip(m["own_context"]["loss_per_scale"], m["true_context"]["loss_per_scale"])]
     m.update(loss_gap_per_scale=gap, patch_nums=list(model.cfg.patch_nums), images=len(idx), split=split,
