@@ -228,7 +228,7 @@ def _claims_instructors():
 
     def pieces():
         notebooks = sorted({e.notebook[:2] for e in exercises.all_exercises()})
-        return notebooks[0], notebooks[-1], len(exercises.all_exercises())
+        return ", ".join(notebooks), len(exercises.all_exercises())
 
     def schema():
         copies = (ROOT / "notebooks" / "exercises").glob("*.ipynb")
@@ -243,7 +243,7 @@ def _claims_instructors():
         return 2
 
     return [
-        Claim(doc, "copies of notebooks {} to {} with {} key pieces", pieces),
+        Claim(doc, "student copies of the notebooks with exercises ({}): {} key pieces", pieces),
         Claim(doc, "on a {}-core CPU", two_core),
         Claim(doc, "nbgrader's schema {}", schema),
     ]
@@ -1467,6 +1467,101 @@ def _claims_notebook09():
     ]
 
 
+def _claims_notebook11():
+    nb, study = "11_exposure_bias", "exposure_bias"
+    said = f"{nb}: ### What the measurements say"
+    second = "classifier_resnet18_cifar10"
+
+    def gap(name):
+        return M(f"{study}/{name}")
+
+    def ev(arm):
+        return M(f"{study}/selfforcing_cifar10_{arm}")
+
+    def last(name, context="true_context"):
+        return gap(name)[context]["loss_per_scale"][-1]
+
+    arms = ("control", "truth", "teacher")
+
+    def both_sizes():
+        c, i = gap("exposure_cifar10"), gap("exposure_imagenette64")
+        assert c["loss_gap_per_scale"][0] == i["loss_gap_per_scale"][0] == 0  # "no gap" at the first scale
+        assert all(R(f"{study}/{n}")["device"].startswith("NVIDIA H100") for n in ("exposure_cifar10", "exposure_imagenette64"))
+        return (c["images"], last("exposure_cifar10"), last("exposure_cifar10", "own_context"), i["images"],
+                last("exposure_imagenette64"), last("exposure_imagenette64", "own_context"))
+
+    def gaps():
+        for arm in arms:  # one minute each, on an H100
+            r = R(f"{study}/train_ft_cifar10_{arm}")
+            assert minutes_flag(r["command"]) == 1.0 and r["device"].startswith("NVIDIA H100"), arm
+        return tuple(gap(f"exposure_cifar10_{arm}")["loss_gap_per_scale"][-1] for arm in arms)
+
+    def every_scale_and_share():
+        g = {arm: gap(f"exposure_cifar10_{arm}")["loss_gap_per_scale"] for arm in arms}
+        assert all(a < c for arm in ("truth", "teacher") for a, c in zip(g[arm][1:], g["control"][1:]))  # every scale
+        shares = {round(1 - g[arm][-1] / g["control"][-1], 1) for arm in ("truth", "teacher")}
+        assert len(shares) == 1  # "about" the same "for either target"
+        return shares.pop()
+
+    def fid():
+        one = tuple(ev(arm)["best_fid_cls"] for arm in arms)
+        two = tuple(ev(arm)["judges"][second]["best_fid_cls"] for arm in arms)
+        assert min(one) == one[0] and min(two) == two[0]  # both judges: the control is best
+        return one + two
+
+    def agreement():
+        at0 = tuple(ev(arm)["sweep"][0]["class_agreement"] for arm in arms)
+        assert ev("control")["sweep"][0]["cfg"] == 0 and at0[0] == max(at0)
+        assert all(ev(arm)["sweep"][0]["judges"][second]["class_agreement"] < ev("control")["sweep"][0]["judges"][second][
+            "class_agreement"] for arm in ("truth", "teacher"))  # the second judge says so too
+        return (0,) + at0
+
+    def judges_disagree():
+        one = ev("control")["best_fid_cls"] < ev("base")["best_fid_cls"]
+        two = ev("control")["judges"][second]["best_fid_cls"] < ev("base")["judges"][second]["best_fid_cls"]
+        assert one != two
+        return ()
+
+    def floors():
+        return ev("base")["judges"][second]["fid_cls_floor_test_vs_train"], ev("base")["fid_cls_floor_test_vs_train"]
+
+    def true_loss():
+        values = tuple(last(f"exposure_cifar10_{arm}") for arm in arms)
+        assert values[1] > values[0] and values[2] > values[0]  # "went up"
+        return values
+
+    def best_cfgs():
+        cfgs = [ev(arm)["best_cfg"] for arm in ("base", *arms)]
+        return min(cfgs), max(cfgs)
+
+    def steps():
+        return tuple(M(f"{study}/train_ft_cifar10_{arm}")["train_steps"] for arm in ("truth", "teacher", "control"))
+
+    return [
+        Claim(nb, "On {:,} CIFAR-10 test images the last scale's loss rises from {:.2f} nats with the true context to "
+                  "{:.2f} with the model's own draws; at 64 px, on {:,} Imagenette images, from {:.2f} to {:.2f}. The "
+                  "first scale has no gap", both_sizes),
+        Claim(nb, "shrinks the last scale's gap from {:.2f} nats (the control) to {:.2f} (target truth) and {:.2f} "
+                  "(target teacher)", gaps),
+        Claim(nb, "the best FID_cls rises from {:.1f} to {:.1f} and {:.1f} (ResNet-9) and from {:.3f} to {:.3f} and "
+                  "{:.3f} (ResNet-18)", fid),
+        Claim(nb, "class agreement at cfg {:g} falls from {:.1%} to {:.1%} and {:.1%}", agreement),
+        Claim(said, "Self-forcing shrinks the gap at every scale, at the last one by about {:.0%} for either target",
+              every_scale_and_share),
+        Claim(said, "class agreement at cfg {:g} falls from {:.1%} to {:.1%} (target truth) and {:.1%} (target teacher)",
+              agreement),
+        Claim(said, "the best FID_cls rises, from {:.1f} to {:.1f} and {:.1f} with the ResNet-9, from {:.3f} to {:.3f} "
+                    "and {:.3f} with the ResNet-18", fid),
+        Claim(said, "the two judges do not even agree on which of the two is better", judges_disagree),
+        Claim(said, "its floor, test images against training images, is {:.3f} where the ResNet-9's is {:.1f}", floors),
+        Claim(said, "at the last scale, from {:.2f} to {:.2f} (truth) and {:.2f} (teacher)",
+              true_loss),
+        Claim(said, "Its best samples use cfg {:g} to {:g}", best_cfgs),
+        Claim(said, "compiled the self-forced step first and got {:,} steps, the teacher arm found it compiled and got "
+                    "{:,}, the control {:,}", steps),
+    ]
+
+
 def _claims_notebook06():
     var, raster, stopped = M("var_cifar10"), M("raster_cifar10"), M("raster_cifar10_best")
     pn, pn64 = patch_nums(), patch_nums("imagenette64")
@@ -1524,7 +1619,7 @@ def _claims_notebook06():
 
 
 NOTEBOOK_CLAIMS = (_claims_notebook05() + _claims_notebook06() + _claims_notebook07() + _claims_notebook08()
-                   + _claims_notebook09())
+                   + _claims_notebook09() + _claims_notebook11())
 # Numbers in a checked cell that are not measurements, by notebook (None: every notebook)
 NOTEBOOK_STRUCTURAL = [
     Structural(None, r"(?<![\w.])0\d(?!\w)", "the next notebook's number"),
@@ -1538,13 +1633,16 @@ NOTEBOOK_STRUCTURAL = [
     Structural("08_scaling_laws", r"the 40 M model|the 18 M one", "the models' names: their parameters in millions"),
     Structural("09_imagenette64", r"L\^2", "attention's cost, quadratic in the sequence length"),
     Structural("09_imagenette64", r"from 32 to 64 px", "the two data sets' image sizes"),
+    Structural("11_exposure_bias", r"\(cfg 0\)|grows slowly from 0", "cfg 0 is no guidance; a fraction starting at 0"),
+    Structural("11_exposure_bias", r"ResNet-(9|18)", "the two judges' names: their depths"),
     Structural("09_imagenette64", r"256 features", "the width of the classifier's last layer (its features)"),
 ]
 # The cells whose every number is accounted for: a notebook's summary ("06_sampling"), or the markdown
 # cell that starts with the words after the colon
 CHECKED_CELLS = ("05_training", "05_training: Both runs had the same budget", "05_training: * **VAR**: the validation loss",
                  "06_sampling", "07_editing", "07_editing: What the measurements say", "08_scaling_laws",
-                 "08_scaling_laws: What the two remedies show", "09_imagenette64")
+                 "08_scaling_laws: What the two remedies show", "09_imagenette64",
+                 "11_exposure_bias", "11_exposure_bias: ### What the measurements say")
 
 
 @pytest.mark.parametrize("claim", NOTEBOOK_CLAIMS, ids=lambda c: f"{c.doc}: {c.text[:50]}")

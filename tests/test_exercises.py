@@ -113,6 +113,15 @@ MUTATIONS = [
     ("07_editing", "keep_outside",  # the arguments of where swapped: the outside regenerated, the hole kept
      "torch.where(edit[k], r_k, own[k])", "torch.where(edit[k], own[k], r_k)",
      r"^in-painting the centre quarter: the edited images$"),
+    ("11_exposure_bias", "own_input",  # the true tokens again: teacher forcing, not the model's own context
+     "own_BL = logits.argmax(-1)", "own_BL = idx_BL", r"^the own-context input of the shipped VAR"),
+    ("11_exposure_bias", "own_input",  # the unconditional logits: the null class instead of the image's
+     "logits = model(label_B, x_true)", "logits = model(torch.full_like(label_B, model.cfg.num_classes), x_true)",
+     r"^the own-context input of the shipped VAR"),
+    ("11_exposure_bias", "own_input",  # CIFAR-10's six scales written in, instead of the model's own schedule
+     "return quantizer.teacher_forcing_input(unflatten_tokens(own_BL, model.cfg.patch_nums))",
+     "return quantizer.teacher_forcing_input(unflatten_tokens(own_BL, (1, 2, 3, 4, 6, 8)))",
+     r"^the own-context input of a tiny VAR"),
 ]
 
 # Right answers in another form than the solution's, which every check must accept: (notebook,

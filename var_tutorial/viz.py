@@ -555,3 +555,31 @@ def scaling_figure(models: list[dict], x: str = "parameters", y: str = "test_los
     ax.set_xlabel(SCALING_AXES[x])
     ax.set_ylabel(SCALING_AXES[y])
     return _finish(fig, ax, title)
+
+
+def exposure_figure(runs: dict, title: str | None = None):
+    """Exposure bias, per scale: one panel per run ({label: the metrics of `python -m var_tutorial
+    exposure`}), the loss against the true tokens with the true coarser maps as context (teacher
+    forcing, solid) and with the model's own draws (dashed); the shaded band is the gap."""
+    if not runs:
+        raise ValueError("runs is empty: expected {label: exposure metrics}, e.g. "
+                         "{'CIFAR-10': read_results('exposure_cifar10')['metrics']}")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
+    for ax, (label, m) in zip(axes[0], runs.items()):
+        missing = [key for key in ("patch_nums", "true_context", "own_context") if key not in m]
+        if missing:
+            raise ValueError(f"runs[{label!r}] has no {', '.join(missing)}: expected the metrics of an exposure run")
+        k = range(1, len(m["patch_nums"]) + 1)
+        true, own = m["true_context"]["loss_per_scale"], m["own_context"]["loss_per_scale"]
+        ax.plot(k, true, "o-", label="true context (teacher forcing)")
+        ax.plot(k, own, "s--", label="own draws as context")
+        ax.fill_between(k, true, own, alpha=0.2, color="tab:red", label="the gap")
+        ax.set_xticks(list(k), [f"{p}×{p}" for p in m["patch_nums"]], fontsize=7)
+        ax.set_xlabel("scale"), ax.set_ylabel("loss per token (nats)")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
