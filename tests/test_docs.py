@@ -395,7 +395,20 @@ def _claims_results():
                 editing("class_edit_centre", "raster", name)["target_class_rate"],
                 editing("class_edit_centre", "var", name)["target_class_rate"])
 
+    def exposure_worse():
+        ev = {arm: M(f"exposure_bias/selfforcing_cifar10_{arm}") for arm in ("control", "truth", "teacher")}
+        judge2 = "classifier_resnet18_cifar10"
+        for arm in ("truth", "teacher"):
+            assert ev[arm]["sweep"][0]["class_agreement"] < ev["control"]["sweep"][0]["class_agreement"]
+            assert ev[arm]["sweep"][0]["judges"][judge2]["class_agreement"] < \
+                ev["control"]["sweep"][0]["judges"][judge2]["class_agreement"]
+            assert ev[arm]["best_fid_cls"] > ev["control"]["best_fid_cls"]
+            assert ev[arm]["judges"][judge2]["best_fid_cls"] > ev["control"]["judges"][judge2]["best_fid_cls"]
+        assert ev["control"]["sweep"][0]["cfg"] == 0
+        return 0
+
     return [
+        Claim(doc, "the samples get worse by both judges, at cfg {:g} and at the best guidance strength", exposure_worse),
         Claim(doc, "its first five scales ({0} tokens) on a blurry, ever sharper summary and its last {1}×{1} scale",
               tokenizers),
         Claim(doc, "reaches a slightly higher PSNR with fewer tokens", checked(tokenizers)),
@@ -903,6 +916,8 @@ STRUCTURAL = [
     Structural(ALL, r"(?<![\w.])0\d(?!\w)", "a notebook's number (00 to 09; the test checks that it exists)"),
     Structural(ALL, r"(?m)^#+ \d+(\.\d+)?\.? |^\d+\. |section \d", "section and list numbers"),
     Structural(ALL, r"CIFAR-10|Imagenette-64", "the data sets' names"),
+    Structural(ALL, r"ResNet-(9|18)", "the two judges' names: their depths"),
+    Structural("docs/results.md", r"Notebook 11", "the exposure-bias notebook (notebooks/11_exposure_bias.ipynb)"),
     Structural(ALL, r"(?<![\w.])(32|64) px|32×32|64×64", "the two data sets' image sizes (the presets)"),
     Structural(ALL, r"NeurIPS 2024|et al\.,? 20\d\d", "citations"),
     Structural(ALL, r"Algorithms? [12]( and 2)?", "the paper's Algorithm 1 (encoding) and 2 (decoding)"),

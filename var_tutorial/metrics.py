@@ -60,9 +60,10 @@ def evaluate_tokenizer(model, images_u8: torch.Tensor, batch_size: int = 500, de
 
 # -- generated images: FID_cls and class agreement ------------------------------------------
 FID_CLS_NOTE = (
-    "FID_cls is the Frechet distance between the penultimate-layer features of var_tutorial's own "
-    "CIFAR-10 classifier (classifier.py; 256 features) for the generated images and for the real test "
-    "images. It is NOT Inception FID: compare its numbers only with each other (same classifier, same "
+    "FID_cls is the Frechet distance between the penultimate-layer features of a classifier that "
+    "var_tutorial trained on the same data set (classifier.py: the ResNet-9 has 256 features, the "
+    "ResNet-18 512) for the generated images and for the real test images. Each judge has its own "
+    "scale. It is NOT Inception FID: compare its numbers only with each other (same classifier, same "
     "data), never with published FIDs. For Inception FID, when online, add --inception-fid "
     "(metrics.inception_fid: torchmetrics with torch-fidelity)."
 )

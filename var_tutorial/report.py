@@ -358,11 +358,58 @@ def regularisation_table(*names: str) -> str:
     return "\n".join(rows)
 
 
+EXPOSURE_STUDY = "exposure_bias"  # results/exposure_bias/: the exposure-bias study of notebook 11
+EXPOSURE_ARMS = {"base": "the shipped VAR", "control": "control: teacher forcing only",
+                 "truth": "self-forced, target truth", "teacher": "self-forced, target teacher"}
+
+
+def exposure_table(second_judge: str = "classifier_resnet18_cifar10") -> str:
+    """Self-forced fine-tuning against a control of equal time (docs/results.md, notebook 11): per
+    arm its steps, the last scale's loss with the true context and its exposure gap, and both
+    judges' class agreement at cfg 0 and best FID_cls, from results/exposure_bias/*.json."""
+    def read(name):
+        return read_results(f"{EXPOSURE_STUDY}/{name}")
+
+    rows = ["| model | fine-tuning steps (minutes) | last scale: loss, true context | exposure gap | "
+            "ResNet-9: agreement at cfg 0 | best FID_cls (cfg) | ResNet-18: agreement at cfg 0 | best FID_cls (cfg) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for arm, label in EXPOSURE_ARMS.items():
+        ev = read(f"selfforcing_cifar10_{arm}")["metrics"]
+        ex = read("exposure_cifar10" + ("" if arm == "base" else f"_{arm}"))["metrics"]
+        two, at0 = ev["judges"][second_judge], ev["sweep"][0]
+        if arm == "base":
+            trained = "—"
+        else:
+            m = read(f"train_ft_cifar10_{arm}")["metrics"]
+            trained = f"{m['train_steps']:,} ({m['train_seconds_this_run'] / 60:.1f})"
+        rows.append(f"| {label} | {trained} | {ex['true_context']['loss_per_scale'][-1]:.3f} | "
+                    f"**{ex['loss_gap_per_scale'][-1]:.3f}** | {at0['class_agreement']:.1%} | "
+                    f"**{ev['best_fid_cls']:.1f}** ({ev['best_cfg']:g}) | {at0['judges'][second_judge]['class_agreement']:.1%} | "
+                    f"**{two['best_fid_cls']:.3f}** ({two['best_cfg']:g}) |")
+    ev = read("selfforcing_cifar10_base")
+    judge = read(f"train_{second_judge}")
+    ex64 = read("exposure_imagenette64")
+    m64 = ex64["metrics"]
+    rows.append(f"\nGap: own-context loss less true-context loss at the last scale, nats, on "
+                f"{read('exposure_cifar10')['metrics']['images']:,} test images. Samples: "
+                f"{ev['metrics']['samples_per_class']:,} per class at cfg "
+                + ", ".join(f"{e['cfg']:g}" for e in ev["metrics"]["sweep"])
+                + f"; floors (test vs train): ResNet-9 {ev['metrics']['fid_cls_floor_test_vs_train']:.3f}, ResNet-18 "
+                f"{ev['metrics']['judges'][second_judge]['fid_cls_floor_test_vs_train']:.3f}. The ResNet-18 judge "
+                f"({judge['metrics']['test']['accuracy']:.1%} test accuracy): `{judge['command']}`. "
+                f"Each fine-tune: `{read('train_ft_cifar10_truth')['command']}` with its own flags; each gap: "
+                f"`{read('exposure_cifar10')['command']}`; each evaluation: `{ev['command']}`; all on {ev['device']}.")
+    rows.append(f"\nAt 64 px ({len(m64['patch_nums'])} scales, {m64['images']:,} validation images), the gap per "
+                "scale is " + ", ".join(f"{g:.2f}" for g in m64["loss_gap_per_scale"])
+                + f" (`{ex64['command']}`, a VAR trained by `{read('train_var_imagenette64')['command']}`).")
+    return "\n".join(rows)
+
+
 # -- the generated blocks of the docs --------------------------------------------------------------
 TABLES = {f.__name__: f for f in (tokenizer_table, training_table, generation_table, sampling_grid_table,
                                   editing_table, scaling_table, imagenette_table, generation_speed_table,
                                   reference_speed_table, training_speed_table, bench_runs, ddp_table, speed_table,
-                                  regularisation_table)}
+                                  regularisation_table, exposure_table)}
 DOCS = ("README.md", "docs/results.md", "docs/speed.md", "docs/training.md", "docs/instructors.md",
         "docs/glossary.md", "CONTRIBUTING.md", "docs/reference_differences.md")  # the docs whose blocks update_docs rewrites
 BLOCK = re.compile(r"^<!-- begin: (?P<spec>[^>]*?) -->\n(?P<body>.*?)^<!-- end -->$", re.M | re.S)

@@ -9,7 +9,7 @@
     train-tokenizer   train the multi-scale (VAR) or single-scale tokenizer; export fp16 weights
     eval-tokenizer    PSNR per scale and codebook usage on a test split -> results/tokenizer_<dataset>.json
     train             train VAR (next-scale) or the raster baseline (next-token) on the tokenizer's tokens
-    train-classifier  train the CIFAR-10 classifier that evaluate measures samples with
+    train-classifier  train the classifier of a data set that evaluate judges samples with
     evaluate          FID_cls and class agreement of generated samples, with a CFG sweep
                       -> results/<model>_<dataset>.json (FID_cls is NOT Inception FID: see evaluate --help)
     edit              zero-shot in-painting, out-painting or class editing of PNG/JPEG files with VAR
