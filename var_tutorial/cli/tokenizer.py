@@ -54,6 +54,11 @@ def add_train_tokenizer(sub) -> None:
     t = sub.add_parser("train-tokenizer", help="train a tokenizer")
     t.add_argument("--preset", default="cifar10", choices=["cifar10", "imagenette64", "tiny"])
     t.add_argument("--quantizer", default="multiscale", choices=["multiscale", "single"])
+    t.add_argument("--patch-nums", type=at_least(1), nargs="+", default=None, metavar="SIDE",
+                   help="the multi-scale schedule, e.g. 1 2 4 8 (default: the preset's); it must start at 1 and "
+                   "end at the latent side. With --init-from, a tokenizer of another schedule is fine-tuned to it")
+    t.add_argument("--name", default=None, help="name of the weights and of results/train_<name>.json (default "
+                   "tokenizer_<preset>, vqvae_<preset> for --quantizer single, plus _s1-2-4-8 for a --patch-nums)")
     t.add_argument("--dataset", default=None, choices=[*DATASETS, "toy"],
                    help="defaults to the preset's name; 'toy' for generated images")
     t.add_argument("--steps", type=at_least(1), default=20_000)
@@ -74,8 +79,24 @@ def add_train_tokenizer(sub) -> None:
     t.set_defaults(func=cmd_train_tokenizer)
 
 
+def schedule_config(preset: str, quantizer: str, patch_nums) -> TokenizerConfig:
+    """The preset's tokenizer config, with the scale schedule --patch-nums when one is given."""
+    if patch_nums is None:
+        return tokenizer_preset(preset, quantizer)
+    if quantizer != "multiscale":
+        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: a schedule is for the multi-scale "
+                         f"quantizer; --quantizer {quantizer} has one token map, the whole latent")
+    if patch_nums[0] != 1:
+        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: VAR's first scale must be 1 (a 1x1 map "
+                         "predicted from the class alone)")
+    try:
+        return tokenizer_preset(preset, quantizer, patch_nums=tuple(patch_nums))
+    except ValueError as e:  # the config's own message, under the option's name
+        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: {str(e).split(': ', 1)[-1]}") from None
+
+
 def cmd_train_tokenizer(args):
-    cfg = tokenizer_preset(args.preset, args.quantizer)
+    cfg = schedule_config(args.preset, args.quantizer, args.patch_nums)
     check_image_size(args.dataset or args.preset, cfg.image_size, f"--preset {args.preset}")
     tcfg = TokenizerTrainConfig(dataset=args.dataset or args.preset, steps=args.steps, batch_size=args.batch_size,
                                 lr=args.lr, seed=args.seed, subset=args.subset, init_from=args.init_from or "")
@@ -83,7 +104,8 @@ def cmd_train_tokenizer(args):
         tcfg.warmup_steps = args.warmup
     if args.log_every is not None:
         tcfg.log_every = args.log_every
-    name = default_weights_name(args.preset, args.quantizer)
+    name = args.name or default_weights_name(args.preset, args.quantizer) + (
+        "_s" + "-".join(map(str, cfg.patch_nums)) if args.patch_nums else "")
     train_and_export_tokenizer(cfg, tcfg, name, Path(args.out or REPO_ROOT / "runs" / name),
                                Path(args.export or PRETRAINED_DIR / f"{name}.safetensors"), device=args.device,
                                compile=False if args.no_compile else None, minutes=args.minutes,

@@ -41,9 +41,18 @@ def train_tokenizer(cfg: TokenizerConfig, tcfg: TokenizerTrainConfig, out_dir, d
     step, history = 0, []
     if tcfg.init_from:
         state, init_cfg, _ = read_weights(tcfg.init_from, "tokenizer")
-        if TokenizerConfig.from_dict(init_cfg) != cfg:
-            raise ValueError(f"init_from={tcfg.init_from!r} holds a tokenizer with config {init_cfg}, "
-                             f"not {cfg.to_dict()}")
+        start = TokenizerConfig.from_dict(init_cfg)
+        # only the schedule may change: the encoder, decoder, codebook and phi do not depend on it
+        # (phi_k is chosen by the scale's position k / K), so a tokenizer is fine-tuned to a new one
+        differ = {k: (v, getattr(cfg, k)) for k, v in start.to_dict().items()
+                  if k != "patch_nums" and v != getattr(cfg, k)}
+        if not differ and cfg.phi_shared == 0 and len(start.patch_nums) != len(cfg.patch_nums):
+            differ = {"the number of phi convs (phi_shared=0: one per scale)": (len(start.patch_nums),
+                                                                                len(cfg.patch_nums))}
+        if differ:
+            raise ValueError(f"init_from={tcfg.init_from!r} holds a tokenizer that differs in "
+                             + ", ".join(f"{k} ({a!r}, not {b!r})" for k, (a, b) in differ.items())
+                             + ": only the scale schedule (patch_nums) may change when starting from it")
         model.load_state_dict(state)
     ck = load_checkpoint(ckpt_path, device, config=cfg.to_dict()) if resume else None
     if ck is not None:
