@@ -918,6 +918,7 @@ STRUCTURAL = [
     Structural(ALL, r"CIFAR-10|Imagenette-64", "the data sets' names"),
     Structural(ALL, r"ResNet-(9|18)", "the two judges' names: their depths"),
     Structural("docs/results.md", r"Notebook 11", "the exposure-bias notebook (notebooks/11_exposure_bias.ipynb)"),
+    Structural("README.md", r"and 11 goes beyond", "the exposure-bias notebook (notebooks/11_exposure_bias.ipynb)"),
     Structural(ALL, r"(?<![\w.])(32|64) px|32×32|64×64", "the two data sets' image sizes (the presets)"),
     Structural(ALL, r"NeurIPS 2024|et al\.,? 20\d\d", "citations"),
     Structural(ALL, r"Algorithms? [12]( and 2)?", "the paper's Algorithm 1 (encoding) and 2 (decoding)"),
