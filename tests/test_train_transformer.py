@@ -441,6 +441,14 @@ def test_finetune_and_exposure_commands(files, trained_var, tmp_path, monkeypatc
         with pytest.raises(SystemExit) as e:
             main(["finetune", *bad])
         assert e.value.code == 2 and message in capsys.readouterr().err
+    # early stopping on held-out training images, as the train command does
+    main(["finetune", "--weights", str(trained_var), "--dataset", "toy", "--subset", "24", "--steps", "4",
+          "--batch-size", "8", "--holdout", "8", "--eval-every", "2", "--keep-best", "--name", "ft_best", "--out",
+          str(tmp_path / "run_best"), "--export", str(tmp_path / "ft_best.safetensors"), "--device", "cpu"])
+    record = json.loads((tmp_path / "results" / "train_ft_best.json").read_text())
+    evals = [h for h in record["metrics"]["history"] if "val_loss" in h]
+    assert record["config"]["train"]["keep_best"] and record["config"]["train"]["holdout"] == 8 and len(evals) == 2
+    assert record["metrics"]["exported_weights_of_step"] == min(evals, key=lambda h: h["val_loss"])["step"]
     tok = load_tokenizer(files["raster"]["tokenizer"])
     cfg = transformer_config("raster", "tiny", tok.cfg)
     raster = save_weights(build_transformer(cfg), tmp_path / "r.safetensors", "transformer",

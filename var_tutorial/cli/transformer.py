@@ -160,6 +160,8 @@ def add_finetune(sub) -> None:
                    help="teacher-forced validation every N steps (default 0: never)")
     f.add_argument("--holdout", type=at_least(0), default=0,
                    help="validate on N training images held out of the fine-tuning, not on the test split")
+    f.add_argument("--keep-best", action="store_true", help="export the weights of the lowest loss on the "
+                   "--holdout images (early stopping) instead of the last ones")
     f.add_argument("--name", default=None, help="results/train_<name>.json, runs/<name>/ (default finetune_<dataset>)")
     f.add_argument("--out", default=None, help="checkpoint folder (default runs/<name>)")
     f.add_argument("--export", default=None, help="weights file to write (default runs/<name>/<name>.safetensors)")
@@ -180,7 +182,8 @@ def cmd_finetune(args):
     forcing = SelfForcing(init_from=str(args.weights), fraction=args.fraction, draw=args.draw, target=args.target)
     tcfg = TransformerTrainConfig(dataset=dataset, tokenizer=str(tokenizer_file), steps=args.steps,
                                   batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                                  seed=args.seed, subset=args.subset, eval_every=args.eval_every, holdout=args.holdout)
+                                  seed=args.seed, subset=args.subset, eval_every=args.eval_every, holdout=args.holdout,
+                                  keep_best=args.keep_best)
     if args.log_every is not None:
         tcfg.log_every = args.log_every
     name = args.name or f"finetune_{dataset}"
