@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import torch
+from PIL import Image as PILImage
 from torchvision.utils import make_grid
 
 from .data import to_uint8
@@ -190,22 +191,34 @@ def psnr_per_scale_figure(patch_nums, curves: dict, hline: dict | None = None, t
     return _finish(fig, ax, title)
 
 
-def show(fig, format: str = "png", quality: int = 90):
-    """Show a figure in a notebook, then close it. format="jpeg" suits pictures of photos:
-    a tenth of the bytes of a PNG, which keeps the notebooks small. Outside IPython it
-    only closes the figure."""
+def figure_bytes(fig, format: str = "png", quality: int = 90, colors: int | None = None) -> bytes:
+    """A figure as PNG or JPEG bytes. colors=N stores a PNG with a palette of N colours: a plot
+    of lines has few, and takes about a third of the bytes of a full-colour PNG."""
     if format not in ("png", "jpeg"):
         raise ValueError(f"format={format!r}: expected 'png' or 'jpeg'")
-    try:
-        from IPython.display import Image, display
-    except ImportError:
-        plt.close(fig)
-        return
+    if colors is not None and (format != "png" or not 2 <= colors <= 256):
+        raise ValueError(f"colors={colors!r}: expected a palette of 2 to 256 colours, for format='png'")
     buf = io.BytesIO()
     fig.savefig(buf, format=format, dpi=fig.dpi, bbox_inches="tight",
                 pil_kwargs={"quality": quality} if format == "jpeg" else None)
+    if colors is None:
+        return buf.getvalue()
+    out = io.BytesIO()
+    PILImage.open(buf).convert("RGB").quantize(colors).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def show(fig, format: str = "png", quality: int = 90, colors: int | None = None):
+    """Show a figure in a notebook, then close it. format="jpeg" suits pictures of photos:
+    a tenth of the bytes of a PNG; colors=256 suits plots (figure_bytes). Both keep the
+    notebooks small. Outside IPython it only closes the figure."""
+    data = figure_bytes(fig, format, quality, colors)  # checks the arguments everywhere
     plt.close(fig)
-    display(Image(buf.getvalue(), format=format))
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    display(Image(data, format=format))
 
 
 # -- orderings, masks and costs (notebook 03) ---------------------------------------------

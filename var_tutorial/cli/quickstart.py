@@ -6,11 +6,13 @@ as the train-tokenizer, train and evaluate commands. figures draws them from any
 """
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from .. import data
 from ..classifier import features_and_logits
@@ -37,9 +39,11 @@ def show_what_the_models_do(tokenizer_file, var_file, classifier_file, dataset: 
 
     from ..viz import class_grid, coarse_to_fine_figure, inpainting_figure
 
-    def save(fig, name):
-        fig.savefig(out / f"{prefix}_{name}.png", dpi=dpi)
+    def save(fig, name):  # as RGB: matplotlib's PNG adds an alpha channel, opaque here
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
         plt.close(fig)
+        Image.open(buf).convert("RGB").save(out / f"{prefix}_{name}.png", optimize=True)
 
     names = data.class_names(dataset)
     C = len(names)
