@@ -83,16 +83,16 @@ def schedule_config(preset: str, quantizer: str, patch_nums) -> TokenizerConfig:
     """The preset's tokenizer config, with the scale schedule --patch-nums when one is given."""
     if patch_nums is None:
         return tokenizer_preset(preset, quantizer)
+    given = "--patch-nums " + " ".join(map(str, patch_nums))
     if quantizer != "multiscale":
-        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: a schedule is for the multi-scale "
-                         f"quantizer; --quantizer {quantizer} has one token map, the whole latent")
+        raise ValueError(f"{given}: a schedule is for the multi-scale quantizer; --quantizer {quantizer} has one "
+                         "token map, the whole latent")
     if patch_nums[0] != 1:
-        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: VAR's first scale must be 1 (a 1x1 map "
-                         "predicted from the class alone)")
+        raise ValueError(f"{given}: VAR's first scale must be 1 (a 1x1 map predicted from the class alone)")
     try:
         return tokenizer_preset(preset, quantizer, patch_nums=tuple(patch_nums))
     except ValueError as e:  # the config's own message, under the option's name
-        raise ValueError(f"--patch-nums {' '.join(map(str, patch_nums))}: {str(e).split(': ', 1)[-1]}") from None
+        raise ValueError(f"{given}: {str(e).split(': ', 1)[-1]}") from None
 
 
 def cmd_train_tokenizer(args):
